@@ -1,0 +1,1 @@
+"""Billflow's domain and adapters. Plain Python: nothing in here imports Prefect."""

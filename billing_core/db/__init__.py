@@ -1,0 +1,1 @@
+"""Database adapter: sqlmodel tables, engine set-up and Alembic migrations."""

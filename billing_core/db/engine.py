@@ -1,0 +1,88 @@
+"""Engine set-up: SQLite file by default, any URL in BILLING_DATABASE_URL."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from decimal import Decimal
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine, event
+
+from billing_core.db.types import dumps_exact, loads_exact
+from billing_core.money import EXACT
+
+DEFAULT_DATABASE_URL = "sqlite:///billing.db"
+
+
+def database_url(url: str | None = None) -> str:
+    """The URL to use: the argument, else BILLING_DATABASE_URL, else ./billing.db."""
+    return url or os.environ.get("BILLING_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+@lru_cache(maxsize=16)
+def get_engine(url: str | None = None) -> Engine:
+    """A pooled engine for the URL; JSON numbers round-trip as Decimal, never float."""
+    url = database_url(url)
+    kwargs: dict = {"json_serializer": dumps_exact, "json_deserializer": loads_exact,
+                    "pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": 60}
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _configure_sqlite)
+    return engine
+
+
+class _DecimalSum:
+    """SQLite aggregate: exact sum of JSON number texts (SQLite's own SUM uses floats)."""
+
+    def __init__(self) -> None:
+        self.total: Decimal | None = None
+
+    def step(self, value: object) -> None:
+        if value is None:
+            return
+        number = Decimal(value) if isinstance(value, str) else Decimal(int(value))
+        self.total = number if self.total is None else EXACT.add(self.total, number)
+
+    def finalize(self) -> str | None:
+        return None if self.total is None else format(self.total, "f")
+
+
+class _DecimalMax:
+    """SQLite aggregate: exact maximum of JSON number texts."""
+
+    def __init__(self) -> None:
+        self.best: Decimal | None = None
+        self.text: str | None = None
+
+    def step(self, value: object) -> None:
+        if value is None:
+            return
+        number = Decimal(value) if isinstance(value, str) else Decimal(int(value))
+        if self.best is None or number > self.best:
+            self.best, self.text = number, format(number, "f")
+
+    def finalize(self) -> str | None:
+        return self.text
+
+
+def _decimal_cmp(left: object, right: object) -> int | None:
+    """SQLite function: compare a JSON number text with a decimal text, exactly."""
+    if left is None or right is None:
+        return None
+    a = Decimal(left) if isinstance(left, str) else Decimal(int(left))
+    b = Decimal(right) if isinstance(right, str) else Decimal(int(right))
+    return (a > b) - (a < b)
+
+
+def _configure_sqlite(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    dbapi_connection.create_function("decimal_cmp", 2, _decimal_cmp, deterministic=True)
+    dbapi_connection.create_aggregate("decimal_sum", 1, _DecimalSum)
+    dbapi_connection.create_aggregate("decimal_max", 1, _DecimalMax)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,1 @@
+"""Reading usage-event files, validating events and storing them in bulk."""

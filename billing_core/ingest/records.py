@@ -1,0 +1,58 @@
+"""The records that flow from readers through validation to storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+class Reason:
+    """Reason codes for rejected records (stored in quarantine.reason)."""
+
+    MALFORMED_JSON = "malformed_json"
+    MALFORMED_ROW = "malformed_row"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"
+    UNKNOWN_FIELD = "unknown_field"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    INVALID_METADATA = "invalid_metadata"
+    UNKNOWN_CUSTOMER = "unknown_customer"
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"
+
+
+@dataclass(slots=True)
+class RawRecord:
+    """One input record: where it came from, its text, and its event-shaped candidate.
+
+    `candidate` is None when the record could not even be parsed; `error` then holds
+    (reason, detail).
+    """
+
+    source: str
+    location: str
+    raw: str
+    candidate: dict[str, Any] | None = None
+    error: tuple[str, str] | None = None
+
+
+@dataclass(slots=True)
+class ValidEvent:
+    event_id: str
+    customer_id: str
+    event_name: str
+    ts: datetime
+    metadata: dict[str, Any]
+    metadata_json: str
+    payload_hash: str
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one record: 'ingested', 'duplicate' or 'rejected' (with a reason)."""
+
+    status: str
+    reason: str | None = None
+    detail: str | None = None
+    event_id: str | None = None

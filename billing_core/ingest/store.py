@@ -1,0 +1,174 @@
+"""Bulk storage of one chunk of records: validate, deduplicate, insert, quarantine.
+
+Every record gets exactly one Outcome. Events are written in one batch per chunk
+(executemany on SQLite, COPY into a staging table on PostgreSQL), never one statement
+per event; the chunk's quarantine rows are written in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, text
+
+from billing_core.db.types import dumps_exact
+from billing_core.ingest.records import Outcome, RawRecord, Reason, ValidEvent
+from billing_core.ingest.validate import Rejected, validate
+
+LOOKUP_BATCH = 5_000
+_SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def raw_hash(raw: str) -> str:
+    return hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def candidate_json(candidate: dict[str, Any] | None) -> str | None:
+    """The candidate as exact JSON text for the quarantine (datetimes as ISO text)."""
+    if candidate is None:
+        return None
+    try:
+        return dumps_exact({k: v.isoformat() if isinstance(v, datetime) else v
+                            for k, v in candidate.items()})
+    except (TypeError, ValueError):
+        return None
+
+
+def classify(records: list[RawRecord], customers: set[str] | frozenset[str],
+             ingested_at: datetime) -> tuple[list[Outcome | None], dict[str, ValidEvent],
+                                             dict[str, list[int]]]:
+    """Validate and deduplicate within the chunk.
+
+    Returns outcomes (None where the record is a new event pending storage), the new events
+    by id, and for each new event id the indices of the records that carry it.
+    """
+    outcomes: list[Outcome | None] = [None] * len(records)
+    fresh: dict[str, ValidEvent] = {}
+    holders: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        if record.error is not None:
+            outcomes[i] = Outcome("rejected", *record.error)
+            continue
+        try:
+            event = validate(record.candidate, customers, ingested_at)
+        except Rejected as exc:
+            outcomes[i] = Outcome("rejected", exc.reason, exc.detail)
+            continue
+        first = fresh.get(event.event_id)
+        if first is None:
+            fresh[event.event_id] = event
+            holders[event.event_id] = [i]
+        elif first.payload_hash == event.payload_hash:
+            outcomes[i] = Outcome("duplicate", event_id=event.event_id)
+        else:
+            outcomes[i] = Outcome("rejected", Reason.CONFLICTING_DUPLICATE,
+                                  f"event_id {event.event_id!r} was already sent earlier in "
+                                  f"this input with different content")
+    return outcomes, fresh, holders
+
+
+def _stored_hashes(conn: Connection, ids: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    statement = text("SELECT event_id, payload_hash FROM event WHERE event_id IN :ids") \
+        .bindparams(bindparam("ids", expanding=True))
+    for start in range(0, len(ids), LOOKUP_BATCH):
+        batch = ids[start:start + LOOKUP_BATCH]
+        for event_id, payload_hash in conn.execute(statement, {"ids": batch}):
+            found[event_id] = payload_hash
+    return found
+
+
+def _insert_sqlite(conn: Connection, events: list[ValidEvent], source: str,
+                   ingested_at: datetime) -> set[str]:
+    stamp = ingested_at.strftime(_SQLITE_TS)
+    rows = [(e.event_id, e.customer_id, e.event_name, e.ts.strftime(_SQLITE_TS),
+             e.metadata_json, e.payload_hash, stamp, source) for e in events]
+    dbapi = conn.connection.driver_connection
+    before = dbapi.total_changes
+    conn.exec_driver_sql(
+        "INSERT INTO event (event_id, customer_id, event_name, ts, metadata, payload_hash, "
+        "ingested_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
+    if dbapi.total_changes - before != len(rows):
+        # Our look-up and this insert share one transaction, and SQLite lets one writer
+        # at a time, so this means the database changed under us: refuse, the caller retries.
+        raise ConcurrentWrite("events were stored by another writer during this chunk")
+    return {e.event_id for e in events}
+
+
+class ConcurrentWrite(RuntimeError):
+    """The chunk raced with another writer; its transaction is rolled back to be retried."""
+
+
+def _insert_postgres(conn: Connection, events: list[ValidEvent], source: str,
+                     ingested_at: datetime) -> set[str]:
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS event_stage "
+        "(LIKE event INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy("COPY event_stage (event_id, customer_id, event_name, ts, metadata, "
+                     "payload_hash, ingested_at, source) FROM STDIN") as copy:
+        for e in events:
+            copy.write_row((e.event_id, e.customer_id, e.event_name, e.ts, e.metadata_json,
+                            e.payload_hash, ingested_at, source))
+    cursor.execute(
+        "INSERT INTO event SELECT * FROM event_stage ON CONFLICT (event_id) DO NOTHING "
+        "RETURNING event_id")
+    inserted = {row[0] for row in cursor.fetchall()}
+    cursor.execute("TRUNCATE event_stage")
+    return inserted
+
+
+def store_chunk(conn: Connection, records: list[RawRecord], customers: set[str] | frozenset[str],
+                ingested_at: datetime, source: str) -> list[Outcome]:
+    """Classify and store one chunk inside the caller's transaction."""
+    outcomes, fresh, holders = classify(records, customers, ingested_at)
+    if fresh:
+        stored = _stored_hashes(conn, list(fresh))
+        new_events: list[ValidEvent] = []
+        for event_id, event in fresh.items():
+            known = stored.get(event_id)
+            if known is None:
+                new_events.append(event)
+            else:
+                _settle(outcomes, holders[event_id], event_id, known == event.payload_hash)
+        if new_events:
+            insert = _insert_postgres if conn.dialect.name == "postgresql" else _insert_sqlite
+            inserted = insert(conn, new_events, source, ingested_at)
+            lost = [e for e in new_events if e.event_id not in inserted]
+            now_stored = _stored_hashes(conn, [e.event_id for e in lost]) if lost else {}
+            for event in new_events:
+                indices = holders[event.event_id]
+                if event.event_id in inserted:
+                    outcomes[indices[0]] = Outcome("ingested", event_id=event.event_id)
+                    for i in indices[1:]:
+                        outcomes[i] = Outcome("duplicate", event_id=event.event_id)
+                else:  # stored by a concurrent writer between our look-up and insert
+                    same = now_stored.get(event.event_id) == event.payload_hash
+                    _settle(outcomes, indices, event.event_id, same)
+    unsettled = outcomes.count(None)
+    if unsettled:
+        raise AssertionError(f"{unsettled} record(s) left without an outcome")
+    return outcomes  # type: ignore[return-value]
+
+
+def _settle(outcomes: list[Outcome | None], indices: Iterable[int], event_id: str,
+            same: bool) -> None:
+    for i in indices:
+        outcomes[i] = (Outcome("duplicate", event_id=event_id) if same else
+                       Outcome("rejected", Reason.CONFLICTING_DUPLICATE,
+                               f"event_id {event_id!r} is already stored with different "
+                               f"content"))
+
+
+def quarantine_rows(records: list[RawRecord], outcomes: list[Outcome],
+                    now: datetime) -> list[dict[str, Any]]:
+    """Quarantine rows for the rejected records of a chunk."""
+    return [
+        {"source": r.source, "location": r.location, "raw": r.raw, "raw_hash": raw_hash(r.raw),
+         "candidate": candidate_json(r.candidate), "reason": o.reason, "detail": o.detail,
+         "status": "pending", "attempts": 1, "created_at": now, "updated_at": now}
+        for r, o in zip(records, outcomes, strict=True) if o.status == "rejected"
+    ]

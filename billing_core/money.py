@@ -1,0 +1,70 @@
+"""Exact money arithmetic: Decimal only, rounded half-up to the currency's minor units."""
+
+from __future__ import annotations
+
+import decimal
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+
+from babel.numbers import get_currency_precision, is_currency
+
+# A wide context that refuses to round silently: every product of a quantity and a unit
+# price is exact, and an operation that would lose digits raises instead.
+EXACT = decimal.Context(prec=80, rounding=ROUND_HALF_UP, traps=[decimal.Inexact,
+                        decimal.InvalidOperation, decimal.Overflow, decimal.DivisionByZero])
+
+
+class UnknownCurrency(ValueError):
+    """The currency code is not an ISO 4217 code known to Babel."""
+
+
+@lru_cache(maxsize=64)
+def minor_units(currency: str) -> int:
+    """Number of decimal places of the currency's minor unit (USD 2, JPY 0, KWD 3)."""
+    if not is_currency(currency):
+        raise UnknownCurrency(f"unknown currency {currency!r}")
+    return get_currency_precision(currency)
+
+
+def to_decimal(value: object) -> Decimal:
+    """Convert an int, a Decimal or a decimal string to Decimal. Floats are refused."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise TypeError(f"refusing {type(value).__name__} {value!r}: use a decimal string")
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except decimal.InvalidOperation:
+            raise ValueError(f"not a decimal number: {value!r}") from None
+    else:
+        raise TypeError(f"cannot read {type(value).__name__} {value!r} as a decimal")
+    if not result.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    return result
+
+
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    """Round half-up to the currency's minor units (2.345 USD -> 2.35)."""
+    exponent = Decimal(1).scaleb(-minor_units(currency))
+    return amount.quantize(exponent, rounding=ROUND_HALF_UP, context=EXACT_QUANTIZE)
+
+
+# quantize may legitimately be inexact (that is the rounding); it must not trap Inexact.
+EXACT_QUANTIZE = decimal.Context(prec=80, rounding=ROUND_HALF_UP,
+                                 traps=[decimal.InvalidOperation, decimal.Overflow])
+
+
+def format_decimal_plain(value: Decimal) -> str:
+    """A decimal as plain positional text, never in exponent form ('1E+3' -> '1000')."""
+    text = format(value, "f")
+    return text
+
+
+def normalize_quantity(value: Decimal) -> Decimal:
+    """Drop trailing fractional zeros but never switch to exponent form (1.500 -> 1.5)."""
+    if value == value.to_integral_value():
+        return value.quantize(Decimal(1), context=EXACT_QUANTIZE)
+    return value.normalize(context=EXACT_QUANTIZE)
