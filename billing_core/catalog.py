@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -116,13 +116,22 @@ class Subscription:
 
 
 @dataclass(frozen=True)
+class Seller:
+    """Who issues the invoices (shown in their header)."""
+
+    name: str = "Billflow"
+    email: str = ""
+    address: str = ""
+
+
+@dataclass(frozen=True)
 class Catalog:
     currency: str
+    seller: Seller = Seller()
     meters: tuple[Meter, ...] = ()
     products: tuple[Product, ...] = ()
     customers: tuple[Customer, ...] = ()
     subscriptions: tuple[Subscription, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def meter(self, key: str) -> Meter:
         return next(m for m in self.meters if m.key == key)
@@ -336,8 +345,20 @@ def parse_catalog(document: Any, source: str = "catalog") -> Catalog:
     if not isinstance(document, dict):
         raise CatalogError(["(top): must be a mapping with currency, meters, products, "
                             "customers and subscriptions"], source)
-    _check_keys(document, {"currency", "meters", "products", "customers", "subscriptions"},
-                "", problems)
+    _check_keys(document, {"currency", "seller", "meters", "products", "customers",
+                           "subscriptions"}, "", problems)
+    seller = Seller()
+    if document.get("seller") is not None:
+        node = document["seller"]
+        if not isinstance(node, dict):
+            problems.add("seller", "must be a mapping with name, email, address")
+        else:
+            _check_keys(node, {"name", "email", "address"}, "seller", problems)
+            seller = Seller(
+                name=_text(node, "name", "seller", problems) or "",
+                email=_text(node, "email", "seller", problems, required=False,
+                            pattern=_EMAIL_RE, what="email address") or "",
+                address=_text(node, "address", "seller", problems, required=False) or "")
 
     currency = document.get("currency")
     if not isinstance(currency, str):
@@ -466,7 +487,7 @@ def parse_catalog(document: Any, source: str = "catalog") -> Catalog:
 
     if problems.items:
         raise CatalogError(problems.items, source)
-    return Catalog(currency=currency, meters=tuple(meters), products=tuple(products),
+    return Catalog(currency=currency, seller=seller, meters=tuple(meters), products=tuple(products),
                    customers=tuple(customers), subscriptions=tuple(subscriptions))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,7 @@ from billing_core.catalog import (
     Filter,
     Meter,
     Product,
+    Seller,
     Subscription,
 )
 from billing_core.db.models import (
@@ -42,6 +44,9 @@ def apply_catalog(engine: Engine, catalog: Catalog) -> ApplySummary:
     """Upsert every entity of the catalog, all or nothing. Entities not in the file stay."""
     with Session(engine) as session, session.begin():
         session.merge(CatalogSetting(key="currency", value=catalog.currency))
+        session.merge(CatalogSetting(key="seller", value=json.dumps(
+            {"name": catalog.seller.name, "email": catalog.seller.email,
+             "address": catalog.seller.address})))
         for m in catalog.meters:
             session.merge(MeterRow(
                 key=m.key, name=m.name, description=m.description, event_name=m.event_name,
@@ -92,6 +97,7 @@ def load_catalog(engine: Engine) -> Catalog:
     """The catalog as stored in the database."""
     with Session(engine) as session:
         currency_row = session.get(CatalogSetting, "currency")
+        seller_row = session.get(CatalogSetting, "seller")
         if currency_row is None:
             raise LookupError("no catalog applied yet: run `billing catalog apply FILE.yaml`")
         meters = tuple(
@@ -116,7 +122,8 @@ def load_catalog(engine: Engine) -> Catalog:
             Subscription(id=s.id, customer=s.customer_id, product=s.product_key,
                          start=s.start_date, end=s.end_date)
             for s in session.exec(select(SubscriptionRow).order_by(SubscriptionRow.id)))
-    return Catalog(currency=currency_row.value, meters=meters, products=products,
+    seller = Seller(**json.loads(seller_row.value)) if seller_row else Seller()
+    return Catalog(currency=currency_row.value, seller=seller, meters=meters, products=products,
                    customers=customers, subscriptions=subscriptions)
 
 

@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from billing_core.catalog import Customer, Product, Subscription
+from billing_core.catalog import Customer, Product, Seller, Subscription
 from billing_core.money import minor_units, normalize_quantity
 from billing_core.periods import BillingPeriod
 from billing_core.pricing import InvoiceLine, subtotal
@@ -21,6 +21,7 @@ class Invoice:
     issue_date: date
     period: BillingPeriod
     currency: str
+    seller: Seller
     customer: Customer
     subscription: Subscription
     product: Product
@@ -32,12 +33,12 @@ class Invoice:
         return replace(self, invoice_number=invoice_number, issue_date=issue_date)
 
 
-def draft_invoice(customer: Customer, subscription: Subscription, product: Product,
+def draft_invoice(seller: Seller, customer: Customer, subscription: Subscription, product: Product,
                   period: BillingPeriod, currency: str, lines: list[InvoiceLine]) -> Invoice:
     """An invoice without its number and issue date (given when it is recorded)."""
     amount = subtotal(lines)
     return Invoice(invoice_number="", issue_date=date.min, period=period, currency=currency,
-                   customer=customer, subscription=subscription, product=product,
+                   seller=seller, customer=customer, subscription=subscription, product=product,
                    lines=tuple(lines), subtotal=amount, total=amount)
 
 
@@ -55,6 +56,8 @@ def invoice_to_dict(invoice: Invoice) -> dict[str, Any]:
     return {
         "invoice_number": invoice.invoice_number,
         "issue_date": invoice.issue_date.isoformat(),
+        "seller": {"name": invoice.seller.name, "email": invoice.seller.email,
+                   "address": invoice.seller.address},
         "customer_id": invoice.customer.id,
         "customer": {"name": invoice.customer.name, "email": invoice.customer.email,
                      "address": invoice.customer.address},

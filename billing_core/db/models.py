@@ -20,7 +20,7 @@ def _utc(nullable: bool = False) -> Column:
 class CatalogSetting(SQLModel, table=True):
     __tablename__ = "catalog_setting"
     key: str = Field(primary_key=True, max_length=64)
-    value: str = Field(max_length=256)
+    value: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class MeterRow(SQLModel, table=True):

@@ -41,7 +41,7 @@ def upgrade() -> None:
 
     op.create_table('catalog_setting',
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('value', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
+    sa.Column('value', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('key')
     )
     op.create_table('customer',

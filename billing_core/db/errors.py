@@ -1,0 +1,18 @@
+"""Which database errors are worth a retry."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, TimeoutError
+
+
+def is_transient(error: BaseException | None) -> bool:
+    """True for lost connections, timeouts, locks and serialisation failures; False for
+    errors that a retry would only repeat (bad SQL, constraint violations, bad data)."""
+    if error is None:
+        return False
+    if isinstance(error, DisconnectionError | TimeoutError | OperationalError):
+        return True
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    code = getattr(getattr(error, "orig", None), "sqlstate", None) or ""
+    return code in ("40001", "40P01") or code.startswith("08")  # serialisation, deadlock, conn

@@ -1,0 +1,1 @@
+"""Rendering invoices: Jinja2 HTML, WeasyPrint PDF, and the JSON document."""

@@ -1,0 +1,83 @@
+"""Flow: bill one cycle — measure usage, price and record invoices, render them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.runtime import flow_run
+
+from billing_core.billing import draft_invoices, grand_total, render_invoices, usage_rows
+from billing_core.catalog import Catalog
+from billing_core.catalog_store import load_catalog
+from billing_core.invoice_store import RecordedInvoice, record_invoices
+from billing_core.metering import PeriodUsage, measure_period
+from billing_core.periods import BillingPeriod
+from billing_core.runs import finish_run, start_run
+from flows.common import (
+    DB_RETRIES,
+    DB_RETRY_DELAYS,
+    Period,
+    engine,
+    retry_on_transient_db_error,
+)
+
+DB_TASK = {"retries": DB_RETRIES, "retry_delay_seconds": DB_RETRY_DELAYS,
+           "retry_condition_fn": retry_on_transient_db_error}
+
+
+@task(name="aggregate-usage", **DB_TASK)
+def aggregate_usage(period: str, customers: list[str] | None) -> tuple[Catalog, PeriodUsage]:
+    """Every active subscription's usage per meter, aggregated in the database."""
+    db = engine()
+    catalog = load_catalog(db)
+    return catalog, measure_period(db, catalog, BillingPeriod.parse(period), customers)
+
+
+@task(name="price-invoices", **DB_TASK)
+def price_invoices(catalog: Catalog, usage: PeriodUsage, run_id: int) -> list[RecordedInvoice]:
+    """Price each subscription's usage and record its invoice (numbered once)."""
+    return record_invoices(engine(), draft_invoices(catalog, usage), run_id)
+
+
+@task(name="render-invoices")
+def render(recorded: list[RecordedInvoice], out_dir: str) -> int:
+    """Write HTML, PDF and JSON for every invoice, in one batch."""
+    render_invoices([r.invoice for r in recorded], Path(out_dir))
+    return len(recorded)
+
+
+@flow(name="bill-cycle")
+def bill_cycle(period: Period, customers: list[str] | None = None,
+               out_dir: str = "invoices") -> dict:
+    """Bill one calendar month (UTC) for every active subscription, or only `customers`."""
+    logger = get_run_logger()
+    db = engine()
+    run_id = start_run(db, period, customers, str(flow_run.get_id() or "") or None)
+    try:
+        catalog, usage = aggregate_usage(period, customers)
+        for meter, why in usage.skipped_by_meter().items():
+            logger.warning("meter %s: events not counted: %s missing the property, %s not a "
+                           "number", meter, why["missing_property"], why["not_a_number"])
+        recorded = price_invoices(catalog, usage, run_id)
+        render(recorded, out_dir)
+    except BaseException as exc:
+        finish_run(db, run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    counts = {s: sum(1 for r in recorded if r.status == s)
+              for s in ("created", "updated", "unchanged")}
+    total = grand_total(r.invoice for r in recorded)
+    finish_run(db, run_id, "completed", subscriptions=len(usage.subscriptions),
+               currency=catalog.currency, total=total, skipped=usage.skipped_by_meter(),
+               **counts)
+    create_table_artifact(table=usage_rows(recorded, usage),
+                          key=f"usage-{period}",
+                          description=f"Usage and charges per customer for {period}")
+    logger.info("billed %s: %s invoice(s) (%s), total %s %s, files in %s", period,
+                len(recorded), ", ".join(f"{k} {v}" for k, v in counts.items()), total,
+                catalog.currency, Path(out_dir) / period)
+    return {"period": period, "billing_run_id": run_id, "invoices": len(recorded), **counts,
+            "currency": catalog.currency, "total": format(total, "f"),
+            "out_dir": str(Path(out_dir) / period),
+            "invoice_numbers": [r.invoice.invoice_number for r in recorded]}

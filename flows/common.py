@@ -1,0 +1,35 @@
+"""Shared pieces for the flows: the database, the retry policy, typed parameters."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field
+from sqlalchemy import Engine
+
+from billing_core.db.engine import get_engine
+from billing_core.db.errors import is_transient
+from billing_core.db.migrate import ensure_schema
+from billing_core.periods import PERIOD_PATTERN
+
+Period = Annotated[str, Field(pattern=PERIOD_PATTERN, description="Billing month, YYYY-MM",
+                              examples=["2026-10"])]
+
+DB_RETRIES = 3
+DB_RETRY_DELAYS = [2, 10, 30]
+
+
+def engine() -> Engine:
+    """The database of BILLING_DATABASE_URL (default ./billing.db), migrated to the head."""
+    db = get_engine()
+    ensure_schema(db)
+    return db
+
+
+def retry_on_transient_db_error(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: retry only lost connections, locks and the like."""
+    try:
+        state.result(raise_on_failure=True)
+    except Exception as exc:  # the task's own exception, re-raised by result()
+        return is_transient(exc)
+    return False

@@ -1,0 +1,49 @@
+"""Flow: ingest usage-event files and account for every record."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from billing_core.ingest.service import IngestReport, ingest_paths
+from flows.common import DB_RETRIES, DB_RETRY_DELAYS, engine, retry_on_transient_db_error
+
+
+@task(name="ingest-files", retries=DB_RETRIES, retry_delay_seconds=DB_RETRY_DELAYS,
+      retry_condition_fn=retry_on_transient_db_error)
+def ingest_files(paths: list[str]) -> IngestReport:
+    """Stream the files into the events table in chunks (re-running is harmless)."""
+    return ingest_paths(engine(), paths)
+
+
+def report_markdown(report: IngestReport) -> str:
+    lines = ["| file | records | ingested | duplicates | rejected | reasons |",
+             "|---|---:|---:|---:|---:|---|"]
+    for f in report.files:
+        a = f.accounting
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(a.reasons.items()))
+        lines.append(f"| {f.path} | {a.records} | {a.ingested} | {a.duplicates} | "
+                     f"{a.rejected} | {reasons} |")
+    t = report.total
+    lines.append(f"| **total** | {t.records} | {t.ingested} | {t.duplicates} | {t.rejected} | |")
+    if report.errors:
+        lines += ["", "**Inputs that could not be read:**", *[f"- {e}" for e in report.errors]]
+    return "\n".join(lines)
+
+
+@flow(name="ingest-events", log_prints=True)
+def ingest_events(paths: list[str]) -> dict:
+    """Ingest event files or folders; fails if any input could not be read (after storing
+    everything that could)."""
+    logger = get_run_logger()
+    report = ingest_files(paths)
+    total = report.total
+    logger.info("records %s: ingested %s, duplicates %s, rejected %s",
+                total.records, total.ingested, total.duplicates, total.rejected)
+    for reason, count in sorted(total.reasons.items()):
+        logger.warning("rejected %s record(s): %s (see `billing quarantine list`)", count, reason)
+    create_markdown_artifact(markdown=report_markdown(report), key="ingest-accounting",
+                             description="What became of every input record")
+    if report.errors:
+        raise RuntimeError("some inputs could not be read: " + "; ".join(report.errors))
+    return {**total.as_dict(), "reasons": dict(total.reasons)}
