@@ -63,7 +63,7 @@ class Filter:
         return {
             "logic": self.logic,
             "conditions": [
-                {"key": c.key, "operator": c.operator, "value": _plain(c.value)}
+                {"key": c.key, "operator": c.operator, "value": c.value}
                 for c in self.conditions
             ],
             "groups": [g.to_dict() for g in self.groups],
@@ -138,10 +138,6 @@ class Catalog:
 
     def product(self, key: str) -> Product:
         return next(p for p in self.products if p.key == key)
-
-
-def _plain(value: object) -> object:
-    return str(value) if isinstance(value, Decimal) else value
 
 
 # --- YAML: floats are read as exact Decimals, never as binary floats ------------------

@@ -1,0 +1,111 @@
+"""Fixtures: a migrated database per test on SQLite (a real file) and, when
+BILLING_TEST_POSTGRES_URL is set, on PostgreSQL (a fresh schema per test)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+# Prefect reads its settings at import: an isolated home, no analytics, a patient start.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="billflow-prefect-")
+os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+import pytest  # noqa: E402
+from sqlalchemy import Engine, create_engine, text  # noqa: E402
+
+from billing_core.catalog import Catalog, load_catalog_file, parse_catalog  # noqa: E402
+from billing_core.catalog_store import apply_catalog  # noqa: E402
+from billing_core.db.engine import get_engine  # noqa: E402
+from billing_core.db.migrate import upgrade  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+EXAMPLES = Path(__file__).parents[1] / "examples"
+POSTGRES_URL = os.environ.get("BILLING_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgres"]
+
+
+def _postgres_schema_url(base: str) -> tuple[str, str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # noqa: BLE001 - a configured server must be reachable
+        raise RuntimeError(f"BILLING_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: "
+                           f"{exc}") from exc
+    finally:
+        admin.dispose()
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}options=-csearch_path%3D{schema}", schema
+
+
+def _drop_schema(base: str, schema: str) -> None:
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'billing.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("BILLING_TEST_POSTGRES_URL is not set")
+    url, schema = _postgres_schema_url(POSTGRES_URL)
+    yield url
+    get_engine(url).dispose()
+    _drop_schema(POSTGRES_URL, schema)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated, empty database."""
+    db = get_engine(db_url)
+    upgrade(db)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def issue_catalog() -> Catalog:
+    return load_catalog_file(DATA / "issue_catalog.yaml")
+
+
+@pytest.fixture
+def demo_catalog() -> Catalog:
+    return load_catalog_file(EXAMPLES / "catalog.yaml")
+
+
+@pytest.fixture
+def acme(engine: Engine, issue_catalog: Catalog) -> Engine:
+    """The database with the issue's example catalog applied."""
+    apply_catalog(engine, issue_catalog)
+    return engine
+
+
+def catalog_with(**overrides) -> Catalog:
+    """The issue's catalog document with top-level sections replaced."""
+    import yaml
+
+    from billing_core.catalog import _DecimalLoader
+
+    document = yaml.load((DATA / "issue_catalog.yaml").read_text(), Loader=_DecimalLoader)
+    document.update(overrides)
+    return parse_catalog(document)
+
+
+def write_jsonl(path: Path, events: list[dict | str]) -> Path:
+    """Write events (dicts, or raw line text) as JSON Lines."""
+    path.write_text("".join((e if isinstance(e, str) else json.dumps(e)) + "\n"
+                            for e in events))
+    return path
