@@ -20,10 +20,14 @@ def database_url(url: str | None = None) -> str:
     return url or os.environ.get("BILLING_DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
-@lru_cache(maxsize=16)
 def get_engine(url: str | None = None) -> Engine:
-    """A pooled engine for the URL; JSON numbers round-trip as Decimal, never float."""
-    url = database_url(url)
+    """A pooled engine for the URL (default: see `database_url`), one per URL; JSON numbers
+    round-trip as Decimal, never float."""
+    return _engine_for(database_url(url))
+
+
+@lru_cache(maxsize=32)
+def _engine_for(url: str) -> Engine:
     kwargs: dict = {"json_serializer": dumps_exact, "json_deserializer": loads_exact,
                     "pool_pre_ping": True}
     if url.startswith("sqlite"):
