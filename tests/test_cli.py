@@ -1,0 +1,77 @@
+"""The `billing` command line, through Typer's runner against a real SQLite file."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from billing_cli.main import app
+from tests.conftest import DATA, write_jsonl
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("BILLING_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args):
+        return runner.invoke(app, [str(a) for a in args])
+    return invoke
+
+
+def test_catalog_apply_then_ingest_json_accounting(cli, tmp_path):
+    applied = cli("catalog", "apply", DATA / "issue_catalog.yaml")
+    assert applied.exit_code == 0, applied.output
+    assert "3 meters, 1 products (3 charges), 1 customers, 1 subscriptions" in applied.output
+    path = write_jsonl(tmp_path / "e.jsonl", [
+        {"event_id": "a", "customer_id": "cus_acme", "event_name": "api.call"},
+        {"event_id": "a", "customer_id": "cus_acme", "event_name": "api.call"},
+        {"event_id": "b", "customer_id": "cus_nope", "event_name": "api.call"}])
+    result = cli("ingest", path, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"records": 3, "ingested": 1, "duplicates": 1,
+                                         "rejected": 1}
+    listed = cli("quarantine", "list")
+    assert "e.jsonl:line 3: unknown_customer" in listed.output
+    assert '"cus_nope"' in listed.output
+
+
+def test_invalid_catalog_lists_problems_and_applies_nothing(cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((DATA / "issue_catalog.yaml").read_text()
+                   .replace("meter: tokens,", "meter: tokenz,")
+                   .replace("    over_property: tokens", ""))
+    result = cli("catalog", "apply", bad)
+    assert result.exit_code == 1
+    assert "products[0].charges[1].meter: unknown meter 'tokenz'" in result.output
+    assert "meters[1].over_property: required for aggregation 'sum'" in result.output
+    assert "nothing applied" in result.output
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "cli.db") as conn:   # the schema exists, empty
+        assert conn.execute("SELECT COUNT(*) FROM meter").fetchone() == (0,)
+
+
+def test_unreadable_input_exits_non_zero_naming_it(cli, tmp_path):
+    cli("catalog", "apply", DATA / "issue_catalog.yaml")
+    good = write_jsonl(tmp_path / "ok.jsonl", [
+        {"event_id": "a", "customer_id": "cus_acme", "event_name": "api.call"}])
+    result = cli("ingest", good, tmp_path / "nope.jsonl")
+    assert result.exit_code == 1
+    assert "nope.jsonl: no such file or folder" in result.output
+    assert "ok.jsonl: 1 records: 1 ingested" in result.output
+
+
+def test_run_refuses_a_bad_period_and_unknown_customers(cli):
+    cli("catalog", "apply", DATA / "issue_catalog.yaml")
+    bad = cli("run", "--period", "2026-13")
+    assert bad.exit_code == 1 and "period must be YYYY-MM" in bad.output
+    unknown = cli("run", "--period", "2026-10", "--customer", "cus_ghost")
+    assert unknown.exit_code == 1 and "unknown customer(s): cus_ghost" in unknown.output
+
+
+def test_db_upgrade(cli):
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0 and "up to date" in result.output
