@@ -29,6 +29,17 @@ class Invoice:
     subtotal: Decimal
     total: Decimal
 
+    @property
+    def service_start(self) -> date:
+        """First day the subscription was active in the period."""
+        return max(self.period.start_date, self.subscription.start)
+
+    @property
+    def service_end(self) -> date:
+        """Day after the last one the subscription was active in the period (exclusive)."""
+        end = self.subscription.end
+        return min(self.period.end_date, end) if end else self.period.end_date
+
     def numbered(self, invoice_number: str, issue_date: date) -> Invoice:
         return replace(self, invoice_number=invoice_number, issue_date=issue_date)
 
@@ -65,6 +76,8 @@ def invoice_to_dict(invoice: Invoice) -> dict[str, Any]:
         "product": {"key": invoice.product.key, "name": invoice.product.name},
         "period": {"start": invoice.period.start_date.isoformat(),
                    "end": invoice.period.end_date.isoformat()},
+        "service_period": {"start": invoice.service_start.isoformat(),
+                           "end": invoice.service_end.isoformat()},
         "currency": c,
         "lines": [
             {"meter": line.meter, "description": line.description, "unit": line.unit,

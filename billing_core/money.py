@@ -12,6 +12,9 @@ from babel.numbers import get_currency_precision, is_currency
 # price is exact, and an operation that would lose digits raises instead.
 EXACT = decimal.Context(prec=80, rounding=ROUND_HALF_UP, traps=[decimal.Inexact,
                         decimal.InvalidOperation, decimal.Overflow, decimal.DivisionByZero])
+# Rounding to minor units is inexact by design; it must not trap Inexact.
+EXACT_QUANTIZE = decimal.Context(prec=80, rounding=ROUND_HALF_UP,
+                                 traps=[decimal.InvalidOperation, decimal.Overflow])
 
 
 class UnknownCurrency(ValueError):
@@ -28,7 +31,7 @@ def minor_units(currency: str) -> int:
 
 def to_decimal(value: object) -> Decimal:
     """Convert an int, a Decimal or a decimal string to Decimal. Floats are refused."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise TypeError(f"refusing {type(value).__name__} {value!r}: use a decimal string")
     if isinstance(value, Decimal):
         result = value
@@ -51,16 +54,6 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
     exponent = Decimal(1).scaleb(-minor_units(currency))
     return amount.quantize(exponent, rounding=ROUND_HALF_UP, context=EXACT_QUANTIZE)
 
-
-# quantize may legitimately be inexact (that is the rounding); it must not trap Inexact.
-EXACT_QUANTIZE = decimal.Context(prec=80, rounding=ROUND_HALF_UP,
-                                 traps=[decimal.InvalidOperation, decimal.Overflow])
-
-
-def format_decimal_plain(value: Decimal) -> str:
-    """A decimal as plain positional text, never in exponent form ('1E+3' -> '1000')."""
-    text = format(value, "f")
-    return text
 
 
 def normalize_quantity(value: Decimal) -> Decimal:

@@ -37,7 +37,7 @@ def _postgres_schema_url(base: str) -> tuple[str, str]:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # noqa: BLE001 - a configured server must be reachable
+    except Exception as exc:
         raise RuntimeError(f"BILLING_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: "
                            f"{exc}") from exc
     finally:

@@ -120,10 +120,9 @@ def test_apply_round_trips_exactly_and_is_idempotent(engine):
 
 
 def test_a_failing_apply_leaves_the_database_unchanged(engine, issue_catalog):
-    from sqlalchemy import text
-
     from dataclasses import replace
 
+    from sqlalchemy import text
     from sqlalchemy.exc import IntegrityError
 
     apply_catalog(engine, issue_catalog)

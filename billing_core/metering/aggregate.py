@@ -124,7 +124,7 @@ def measure_period(engine: Engine, catalog: Catalog, period: BillingPeriod,
                      f"{_scope(sql, period, subscriptions, meters)} GROUP BY s.id")
             for row in conn.execute(text(query), params.values).mappings():
                 rows[row["subscription_id"]] = dict(row)
-            for i, meter in enumerate(meters):
+            for meter in meters:
                 if meter.aggregation == "last":
                     for sub_id, value in _last_values(conn, meter, period, subscriptions):
                         last_values[(sub_id, meter.key)] = value

@@ -54,4 +54,6 @@ def render_html(invoice: Invoice, *, inline_css: bool = True,
     without it the PDF renderer applies its pre-parsed stylesheet."""
     template = environment(templates_dir).get_template("invoice.html")
     last_day = date.fromordinal(invoice.period.end_date.toordinal() - 1)
-    return template.render(invoice=invoice, last_day=last_day, inline_css=inline_css)
+    service_last_day = date.fromordinal(invoice.service_end.toordinal() - 1)
+    return template.render(invoice=invoice, last_day=last_day, inline_css=inline_css,
+                           service_last_day=service_last_day)

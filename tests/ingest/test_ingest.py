@@ -171,8 +171,8 @@ def test_unreadable_inputs_are_named_and_do_not_lose_good_ones(acme, tmp_path):
     lines = "".join(json.dumps(ev(f"z{i}")) + "\n" for i in range(50)).encode()
     broken_gz.write_bytes(gzip.compress(lines)[:-12])          # truncated archive
     report = ingest_paths(acme, [good, bad_header, broken_gz, tmp_path / "missing.jsonl"])
-    assert any("bad.csv: header: missing column(s) event_id, customer_id, event_name; unknown column(s) id, customer" in e
-               for e in report.errors)
+    assert any("bad.csv: header: missing column(s) event_id, customer_id, event_name; "
+               "unknown column(s) id, customer" in e for e in report.errors)
     assert any("broken.jsonl.gz: cannot be read" in e for e in report.errors)
     assert any("missing.jsonl: no such file or folder" in e for e in report.errors)
     assert count(acme, "event") >= 1

@@ -3,6 +3,7 @@
 import io
 import json
 from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -31,7 +32,6 @@ def make_invoice(catalog, customer=None, quantities=None):
     quantities = quantities or {"api_calls": Decimal(2500), "tokens": Decimal(1610612736),
                                 "peak_users": Decimal(250)}
     lines = price_lines(product, meters, quantities, catalog.currency)
-    from datetime import date
     return draft_invoice(catalog.seller, customer or catalog.customers[0],
                          catalog.subscriptions[0], product, OCT, catalog.currency,
                          lines).numbered("INV-202610-00001", date(2026, 11, 2))
@@ -62,6 +62,7 @@ def test_json_document_has_the_required_shape(issue_catalog, renderer, tmp_path)
     assert {"invoice_number", "customer_id", "subscription_id", "period", "currency", "lines",
             "subtotal", "total"} <= doc.keys()
     assert doc["period"] == {"start": "2026-10-01", "end": "2026-11-01"}
+    assert doc["service_period"] == doc["period"]
     base, calls = doc["lines"][0], doc["lines"][1]
     assert base["meter"] is None and base["amount"] == "49.00"
     assert calls == {"meter": "api_calls", "description": "API calls", "unit": "calls",
@@ -81,6 +82,15 @@ def test_customer_text_is_escaped_and_fetches_nothing(issue_catalog, renderer, t
     assert "<link" not in html and "Evil &amp; Co" in html
     text = pdf_text(write_invoice_files(invoice, tmp_path, renderer)["pdf"].read_bytes())
     assert '<img src="http://attacker.test/x.png">Evil & Co' in text.replace("\n", "")
+
+
+def test_a_subscription_starting_mid_month_shows_its_service_period(issue_catalog, renderer):
+    sub = replace(issue_catalog.subscriptions[0], start=date(2026, 10, 10))
+    invoice = replace(make_invoice(issue_catalog), subscription=sub)
+    assert invoice_to_dict(invoice)["service_period"] == {"start": "2026-10-10",
+                                                         "end": "2026-11-01"}
+    text = pdf_text(renderer.render(render_html(invoice, inline_css=False)))
+    assert "Service period" in text and "October 10, 2026 – October 31, 2026" in text
 
 
 @pytest.mark.parametrize("url", ["http://example.test/logo.png", "file:///etc/hostname",
