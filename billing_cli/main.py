@@ -155,9 +155,13 @@ def run(
         BillingPeriod.parse(period)
     except InvalidPeriod as exc:
         _fail(str(exc))
-    from billing_core.catalog_store import customer_ids
+    from billing_core.catalog_store import load_catalog
 
-    known = customer_ids(_engine())
+    try:
+        catalog = load_catalog(_engine())
+    except LookupError as exc:
+        _fail(str(exc))
+    known = {c.id for c in catalog.customers}
     unknown = sorted(set(customer or []) - known)
     if unknown:
         _fail(f"unknown customer(s): {', '.join(unknown)}")

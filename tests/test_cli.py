@@ -70,6 +70,11 @@ def test_run_refuses_a_bad_period_and_unknown_customers(cli):
     assert unknown.exit_code == 1 and "unknown customer(s): cus_ghost" in unknown.output
 
 
+def test_run_without_a_catalog_says_so(cli):
+    result = cli("run", "--period", "2026-10")
+    assert result.exit_code == 1 and "no catalog applied yet" in result.output
+
+
 def test_db_upgrade(cli):
     result = cli("db", "upgrade")
     assert result.exit_code == 0 and "up to date" in result.output

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from billing_core.catalog import NUMERIC_AGGREGATIONS, Catalog, Meter, Subscription
 from billing_core.metering.json_sql import JsonSql, Params, json_sql
@@ -85,16 +85,22 @@ def _aggregate_columns(sql: JsonSql, index: int, meter: Meter) -> list[str]:
     return columns
 
 
-def _scope(sql: JsonSql, period: BillingPeriod, subscriptions: list[Subscription],
-           meters: list[Meter]) -> str:
+def _scope(sql: JsonSql, period: BillingPeriod, meters: list[Meter],
+           customers: list[str] | None) -> str:
+    """FROM/WHERE: the cycle's events of the meters' names, joined to the subscriptions
+    active in the cycle (selected by date in SQL, so any number of them fits)."""
     p = sql.params
+    start, end = p.add(sql.timestamp(period.start)), p.add(sql.timestamp(period.end))
     names = ", ".join(p.add(n) for n in sorted({m.event_name for m in meters}))
-    subs = ", ".join(p.add(s.id) for s in subscriptions)
-    return (f"FROM event e JOIN subscription s ON s.customer_id = e.customer_id "
-            f"WHERE e.ts >= {p.add(sql.timestamp(period.start))} "
-            f"AND e.ts < {p.add(sql.timestamp(period.end))} "
-            f"AND e.ts >= s.start_date AND (s.end_date IS NULL OR e.ts < s.end_date) "
-            f"AND s.id IN ({subs}) AND e.event_name IN ({names})")
+    where = (f"FROM event e JOIN subscription s ON s.customer_id = e.customer_id "
+             f"WHERE e.ts >= {start} AND e.ts < {end} "
+             f"AND s.start_date < {p.add(period.end_date)} "
+             f"AND (s.end_date IS NULL OR s.end_date > {p.add(period.start_date)}) "
+             f"AND e.ts >= s.start_date AND (s.end_date IS NULL OR e.ts < s.end_date) "
+             f"AND e.event_name IN ({names})")
+    if customers:
+        where += f" AND s.customer_id IN ({', '.join(p.add(c) for c in customers)})"
+    return where
 
 
 def _quantity(value: object) -> Decimal:
@@ -121,12 +127,12 @@ def measure_period(engine: Engine, catalog: Catalog, period: BillingPeriod,
             sql = json_sql(conn.dialect.name, params)
             columns = [c for i, m in enumerate(meters) for c in _aggregate_columns(sql, i, m)]
             query = (f"SELECT s.id AS subscription_id, {', '.join(columns)} "
-                     f"{_scope(sql, period, subscriptions, meters)} GROUP BY s.id")
+                     f"{_scope(sql, period, meters, customers)} GROUP BY s.id")
             for row in conn.execute(text(query), params.values).mappings():
                 rows[row["subscription_id"]] = dict(row)
             for meter in meters:
                 if meter.aggregation == "last":
-                    for sub_id, value in _last_values(conn, meter, period, subscriptions):
+                    for sub_id, value in _last_values(conn, meter, period, customers):
                         last_values[(sub_id, meter.key)] = value
     for s in subscriptions:
         row = rows.get(s.id, {})
@@ -144,15 +150,15 @@ def measure_period(engine: Engine, catalog: Catalog, period: BillingPeriod,
     return result
 
 
-def _last_values(conn, meter: Meter, period: BillingPeriod,
-                 subscriptions: list[Subscription]) -> list[tuple[str, Decimal]]:
+def _last_values(conn: Connection, meter: Meter, period: BillingPeriod,
+                 customers: list[str] | None) -> list[tuple[str, Decimal]]:
     params = Params()
     sql = json_sql(conn.dialect.name, params)
     prop = meter.over_property
     query = (f"SELECT subscription_id, value FROM ("
              f"SELECT s.id AS subscription_id, {sql.number(prop)} AS value, "
              f"ROW_NUMBER() OVER (PARTITION BY s.id ORDER BY e.ts DESC, e.event_id DESC) AS rn "
-             f"{_scope(sql, period, subscriptions, [meter])} "
+             f"{_scope(sql, period, [meter], customers)} "
              f"AND {_predicate(sql, meter)} AND {sql.is_number(prop)}) ranked WHERE rn = 1")
     return [(sub_id, _quantity(value))
             for sub_id, value in conn.execute(text(query), params.values)]
