@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from billing_core.catalog import CatalogError, load_catalog_file
+from billing_core.catalog import Catalog, CatalogError, load_catalog_file
 from billing_core.db.engine import database_url, get_engine
 from billing_core.db.migrate import ensure_schema, upgrade
 from billing_core.periods import BillingPeriod, InvalidPeriod
@@ -45,13 +45,18 @@ def db_upgrade() -> None:
     typer.echo(f"database schema is up to date: {database_url()}")
 
 
+def _read_catalog(file: Path) -> Catalog:
+    try:
+        return load_catalog_file(file)
+    except CatalogError as exc:
+        _fail(str(exc))
+        raise  # unreachable: _fail exits
+
+
 @catalog_app.command("validate")
 def catalog_validate(file: Path) -> None:
     """Check a catalog file without touching the database."""
-    try:
-        catalog = load_catalog_file(file)
-    except CatalogError as exc:
-        _fail(str(exc))
+    catalog = _read_catalog(file)
     typer.echo(f"{file}: valid ({len(catalog.meters)} meters, {len(catalog.products)} products, "
                f"{len(catalog.customers)} customers, {len(catalog.subscriptions)} subscriptions)")
 
@@ -61,10 +66,7 @@ def catalog_apply(file: Path) -> None:
     """Validate FILE.yaml and upsert it into the database, all or nothing."""
     from billing_core.catalog_store import apply_catalog
 
-    try:
-        catalog = load_catalog_file(file)
-    except CatalogError as exc:
-        _fail(str(exc))
+    catalog = _read_catalog(file)  # validate before the database is even opened
     summary = apply_catalog(_engine(), catalog)
     typer.echo(f"applied {file}: {summary.meters} meters, {summary.products} products "
                f"({summary.charges} charges), {summary.customers} customers, "

@@ -224,15 +224,18 @@ def _decimal(node: dict, key: str, place: str, problems: _Problems,
     return result
 
 
-def _list(doc: dict, key: str, problems: _Problems) -> Iterator[tuple[str, dict]]:
-    items = doc.get(key)
+def _list(node: dict, key: str, problems: _Problems,
+          prefix: str = "") -> Iterator[tuple[str, dict]]:
+    """The mapping items of node[key] with their places; reports anything else."""
+    where = f"{prefix}.{key}" if prefix else key
+    items = node.get(key)
     if items is None:
         return
     if not isinstance(items, list):
-        problems.add(key, f"must be a list, got {type(items).__name__}")
+        problems.add(where, f"must be a list, got {type(items).__name__}")
         return
     for i, item in enumerate(items):
-        place = f"{key}[{i}]"
+        place = f"{where}[{i}]"
         if not isinstance(item, dict):
             problems.add(place, f"must be a mapping, got {item!r}")
             continue
@@ -260,29 +263,11 @@ def _parse_filter(node: Any, place: str, problems: _Problems, depth: int = 1) ->
     logic = node.get("logic", "and")
     if logic not in ("and", "or"):
         problems.add(f"{place}.logic", f"must be 'and' or 'or', got {logic!r}")
-    conditions: list[Condition] = []
-    raw_conditions = node.get("conditions") or []
-    if not isinstance(raw_conditions, list):
-        problems.add(f"{place}.conditions", "must be a list")
-        raw_conditions = []
-    for i, cond in enumerate(raw_conditions):
-        cplace = f"{place}.conditions[{i}]"
-        if not isinstance(cond, dict):
-            problems.add(cplace, f"must be a mapping with key/operator/value, got {cond!r}")
-            continue
-        parsed = _parse_condition(cond, cplace, problems)
-        if parsed is not None:
-            conditions.append(parsed)
-    groups: list[Filter] = []
-    raw_groups = node.get("groups") or []
-    if not isinstance(raw_groups, list):
-        problems.add(f"{place}.groups", "must be a list")
-        raw_groups = []
-    for i, group in enumerate(raw_groups):
-        parsed_group = _parse_filter(group, f"{place}.groups[{i}]", problems, depth + 1)
-        if parsed_group is not None:
-            groups.append(parsed_group)
-    if not raw_conditions and not raw_groups:
+    conditions = [c for cplace, cond in _list(node, "conditions", problems, place)
+                  if (c := _parse_condition(cond, cplace, problems)) is not None]
+    groups = [g for gplace, group in _list(node, "groups", problems, place)
+              if (g := _parse_filter(group, gplace, problems, depth + 1)) is not None]
+    if not node.get("conditions") and not node.get("groups"):
         problems.add(place, "needs at least one condition or group")
     return Filter(logic=logic, conditions=tuple(conditions), groups=tuple(groups))
 
@@ -412,19 +397,12 @@ def parse_catalog(document: Any, source: str = "catalog") -> Catalog:
         description = _text(node, "description", place, problems, required=False) or ""
         base_price = _decimal(node, "base_price", place, problems, default=Decimal(0))
         charges: list[Charge] = []
-        raw_charges = node.get("charges") or []
-        if not isinstance(raw_charges, list):
-            problems.add(f"{place}.charges", "must be a list")
-            raw_charges = []
-        if len(raw_charges) > MAX_CHARGES_PER_PRODUCT:
+        if isinstance(node.get("charges"), list) and \
+                len(node["charges"]) > MAX_CHARGES_PER_PRODUCT:
             problems.add(f"{place}.charges", f"at most {MAX_CHARGES_PER_PRODUCT} charges per "
-                                             f"product, got {len(raw_charges)}")
+                                             f"product, got {len(node['charges'])}")
         charge_meters: dict[str, str] = {}
-        for i, charge in enumerate(raw_charges):
-            cplace = f"{place}.charges[{i}]"
-            if not isinstance(charge, dict):
-                problems.add(cplace, f"must be a mapping, got {charge!r}")
-                continue
+        for cplace, charge in _list(node, "charges", problems, place):
             _check_keys(charge, {"meter", "price_per_unit", "free_threshold"}, cplace, problems)
             meter = _text(charge, "meter", cplace, problems)
             if meter is not None and meter not in meter_keys:
