@@ -38,6 +38,15 @@ def _engine_for(url: str) -> Engine:
     return engine
 
 
+def _exact(value: object) -> Decimal:
+    """A JSON number's text (what `->` yields) or an integer, as a Decimal; never a float."""
+    if isinstance(value, str):
+        return Decimal(value)
+    if isinstance(value, int):
+        return Decimal(value)
+    raise TypeError(f"exact decimal aggregate got {type(value).__name__} {value!r}")
+
+
 class _DecimalSum:
     """SQLite aggregate: exact sum of JSON number texts (SQLite's own SUM uses floats)."""
 
@@ -47,7 +56,7 @@ class _DecimalSum:
     def step(self, value: object) -> None:
         if value is None:
             return
-        number = Decimal(value) if isinstance(value, str) else Decimal(int(value))
+        number = _exact(value)
         self.total = number if self.total is None else EXACT.add(self.total, number)
 
     def finalize(self) -> str | None:
@@ -64,7 +73,7 @@ class _DecimalMax:
     def step(self, value: object) -> None:
         if value is None:
             return
-        number = Decimal(value) if isinstance(value, str) else Decimal(int(value))
+        number = _exact(value)
         if self.best is None or number > self.best:
             self.best, self.text = number, format(number, "f")
 
@@ -76,8 +85,7 @@ def _decimal_cmp(left: object, right: object) -> int | None:
     """SQLite function: compare a JSON number text with a decimal text, exactly."""
     if left is None or right is None:
         return None
-    a = Decimal(left) if isinstance(left, str) else Decimal(int(left))
-    b = Decimal(right) if isinstance(right, str) else Decimal(int(right))
+    a, b = _exact(left), _exact(right)
     return (a > b) - (a < b)
 
 

@@ -106,11 +106,22 @@ def read_records(path: Path, chunk_size: int = CHUNK_SIZE) -> Iterator[list[RawR
         raise UnreadableInput(f"{path}: cannot be read: {exc}") from exc
 
 
+def _open_binary(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
 def _read_jsonl(path: Path, source: str, chunk_size: int) -> Iterator[list[RawRecord]]:
     chunk: list[RawRecord] = []
-    with _open_text(path) as handle:
+    with _open_binary(path) as handle:
         for number, line in enumerate(handle, start=1):
-            text = line.rstrip("\r\n")
+            try:  # decoded line by line: one bad byte rejects one record, not the file
+                text = line.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                chunk.append(RawRecord(source, f"line {number}",
+                                       line.decode("utf-8", "replace").rstrip("\r\n"),
+                                       error=(Reason.INVALID_ENCODING,
+                                              f"not UTF-8: {exc.reason} at byte {exc.start}")))
+                continue
             if not text.strip():
                 continue  # blank lines are not records
             chunk.append(_json_record(source, f"line {number}", text))

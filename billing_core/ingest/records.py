@@ -10,6 +10,7 @@ from typing import Any
 class Reason:
     """Reason codes for rejected records (stored in quarantine.reason)."""
 
+    INVALID_ENCODING = "invalid_encoding"
     MALFORMED_JSON = "malformed_json"
     MALFORMED_ROW = "malformed_row"
     NOT_AN_OBJECT = "not_an_object"

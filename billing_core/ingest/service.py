@@ -14,13 +14,13 @@ from billing_core.catalog_store import customer_ids
 from billing_core.db.models import QuarantineRow
 from billing_core.ingest.readers import (
     CHUNK_SIZE,
-    RawRecord,
     UnreadableInput,
     expand_paths,
     parse_json,
     read_records,
 )
-from billing_core.ingest.store import quarantine_rows, store_chunk
+from billing_core.ingest.records import RawRecord
+from billing_core.ingest.store import quarantine_rows, storable, store_chunk
 
 
 @dataclass
@@ -175,7 +175,7 @@ def replay_quarantine(engine: Engine, chunk_size: int = CHUNK_SIZE) -> Accountin
             outcomes = [o for _, o in sorted(outcomes, key=lambda pair: pair[0])]
             for row, outcome in zip(rows, outcomes, strict=True):
                 if outcome.status == "rejected":
-                    values = {"reason": outcome.reason, "detail": outcome.detail,
+                    values = {"reason": outcome.reason, "detail": storable(outcome.detail or ""),
                               "attempts": table.c.attempts + 1, "updated_at": now}
                 else:
                     values = {"status": outcome.status, "resolved_event_id": outcome.event_id,

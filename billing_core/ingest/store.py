@@ -163,12 +163,19 @@ def _settle(outcomes: list[Outcome | None], indices: Iterable[int], event_id: st
                                f"content"))
 
 
+def storable(raw: str) -> str:
+    """Raw text as a database can hold it (PostgreSQL text refuses NUL characters)."""
+    return raw.replace("\x00", "\\x00")
+
+
 def quarantine_rows(records: list[RawRecord], outcomes: list[Outcome],
                     now: datetime) -> list[dict[str, Any]]:
     """Quarantine rows for the rejected records of a chunk."""
     return [
-        {"source": r.source, "location": r.location, "raw": r.raw, "raw_hash": raw_hash(r.raw),
-         "candidate": candidate_json(r.candidate), "reason": o.reason, "detail": o.detail,
+        {"source": r.source, "location": r.location, "raw": storable(r.raw),
+         "raw_hash": raw_hash(r.raw),
+         "candidate": candidate_json(r.candidate), "reason": o.reason,
+         "detail": storable(o.detail or ""),
          "status": "pending", "attempts": 1, "created_at": now, "updated_at": now}
         for r, o in zip(records, outcomes, strict=True) if o.status == "rejected"
     ]

@@ -62,6 +62,9 @@ def _metadata(value: Any) -> dict[str, Any]:
         raise Rejected(Reason.INVALID_METADATA,
                        f"metadata must be an object, got {type(value).__name__}")
     for key, item in value.items():
+        if "\x00" in key or (isinstance(item, str) and "\x00" in item):
+            raise Rejected(Reason.INVALID_METADATA,
+                           f"metadata.{key.replace(chr(0), '?')} contains a NUL character")
         if item is None or isinstance(item, str | bool | int):
             continue
         if isinstance(item, Decimal):

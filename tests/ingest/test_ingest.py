@@ -216,3 +216,24 @@ def test_dedup_is_the_same_whatever_the_chunking(acme, tmp_path, chunk_size):
                                                ev("b", ts="2026-10-09T00:00:00Z"), ev("a")])
     total = ingest_paths(acme, [path], chunk_size=chunk_size).total
     assert total.as_dict() == {"records": 5, "ingested": 2, "duplicates": 2, "rejected": 1}
+
+
+def test_bad_bytes_and_nul_characters_reject_only_their_record(acme, tmp_path):
+    path = tmp_path / "bytes.jsonl"
+    good = json.dumps(ev("ok1")).encode()
+    path.write_bytes(b"\n".join([
+        good,
+        b'{"event_id": "latin1", "customer_id": "cus_acme", "event_name": "caf\xe9"}',
+        json.dumps(ev("nul_meta") | {"metadata": {"k": "a\u0000b"}}).encode(),
+        b'{"event_id": "nul_raw\x00", ',
+        json.dumps(ev("nul_field") | {"x\u0000": 1}).encode(),
+        json.dumps(ev("ok2")).encode(),
+    ]) + b"\n")
+    report = ingest_paths(acme, [path])
+    assert report.errors == []
+    assert report.total.as_dict() == {"records": 6, "ingested": 2, "duplicates": 0,
+                                       "rejected": 4}
+    assert quarantine_reasons(acme) == {("line 2", "invalid_encoding"),
+                                        ("line 3", "invalid_metadata"),
+                                        ("line 4", "malformed_json"),
+                                        ("line 5", "unknown_field")}
