@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from billing_core.catalog import Catalog, CatalogError, load_catalog_file
 from billing_core.db.engine import database_url, get_engine
@@ -27,9 +29,21 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(db_app, name="db")
 
 
-def _engine():
-    engine = get_engine()
-    ensure_schema(engine)
+def _shown_url() -> str:
+    try:
+        return make_url(database_url()).render_as_string(hide_password=True)
+    except ArgumentError:
+        return database_url()
+
+
+def _engine() -> Engine:
+    """The database, migrated to the newest schema; a clear error if it cannot be opened."""
+    try:
+        engine = get_engine()
+        ensure_schema(engine)
+    except (ArgumentError, DBAPIError, ModuleNotFoundError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        _fail(f"cannot open the database {_shown_url()} (BILLING_DATABASE_URL): {reason}")
     return engine
 
 
@@ -41,8 +55,8 @@ def _fail(message: str, code: int = 1) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or upgrade the schema to the newest migration."""
-    upgrade(get_engine())
-    typer.echo(f"database schema is up to date: {database_url()}")
+    upgrade(_engine())
+    typer.echo(f"database schema is up to date: {_shown_url()}")
 
 
 def _read_catalog(file: Path) -> Catalog:
@@ -169,7 +183,11 @@ def run(
         _fail(f"unknown customer(s): {', '.join(unknown)}")
     from flows.billing import bill_cycle
 
-    result = bill_cycle(period=period, customers=customer or None, out_dir=str(out))
+    try:
+        result = bill_cycle(period=period, customers=customer or None, out_dir=str(out))
+    except Exception as exc:
+        _fail(f"billing run for {period} failed: {type(exc).__name__}: {exc} "
+              f"(recorded in the run history: `billing runs`)")
     typer.echo(f"billed {result['period']}: {result['invoices']} invoice(s) "
                f"({result['created']} new, {result['updated']} revised, "
                f"{result['unchanged']} unchanged), total {result['total']} {result['currency']}")

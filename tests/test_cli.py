@@ -78,3 +78,12 @@ def test_run_without_a_catalog_says_so(cli):
 def test_db_upgrade(cli):
     result = cli("db", "upgrade")
     assert result.exit_code == 0 and "up to date" in result.output
+
+
+@pytest.mark.parametrize("url", ["nonsense://", "postgresql+psycopg://u:secret@127.0.0.1:9/x"])
+def test_an_unusable_database_url_is_a_clear_error(cli, monkeypatch, url):
+    monkeypatch.setenv("BILLING_DATABASE_URL", url)
+    result = cli("quarantine", "list")
+    assert result.exit_code == 1
+    assert "cannot open the database" in result.output and "BILLING_DATABASE_URL" in result.output
+    assert "secret" not in result.output
