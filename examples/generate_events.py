@@ -25,6 +25,8 @@ CUSTOMERS = {  # relative activity: usage is skewed, as it is in real life
 ENDPOINTS = ["/v1/chat", "/v1/embeddings", "/v1/files", "/health", "/v2/beta", "/internal/ping"]
 METHODS = ["POST"] * 7 + ["GET"] * 3
 PROJECTS = [f"proj_{i}" for i in range(1, 9)]
+PROJECT_COUNT = {"cus_acme": 2, "cus_globex": 7, "cus_initech": 3, "cus_umbrella": 4,
+                 "cus_hooli": 8, "cus_tyrell": 2}
 
 
 def _event(rng: random.Random, n: int, start: datetime, seconds: int) -> dict:
@@ -36,7 +38,7 @@ def _event(rng: random.Random, n: int, start: datetime, seconds: int) -> dict:
     if kind < 0.62:
         event["event_name"] = "api.call"
         event["metadata"] = {"method": rng.choice(METHODS), "endpoint": rng.choice(ENDPOINTS),
-                             "project": rng.choice(PROJECTS[: 2 + hash(customer) % 6]),
+                             "project": rng.choice(PROJECTS[: PROJECT_COUNT[customer]]),
                              "latency_ms": rng.randint(3, 900)}
     elif kind < 0.94:
         event["event_name"] = "llm.completion"
@@ -94,9 +96,9 @@ def generate(period: str, events: int, out: Path, seed: int = 7) -> list[Path]:
         lines += BAD_LINES
         rng.shuffle(lines)
         path = out / name
-        opener = gzip.open if name.endswith(".gz") else open
-        with opener(path, "wt", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n")
+        data = ("\n".join(lines) + "\n").encode()
+        # mtime=0: the gzip header would otherwise carry the time of writing
+        path.write_bytes(gzip.compress(data, mtime=0) if name.endswith(".gz") else data)
         paths.append(path)
     # CSV with metadata.<key> columns.
     path = out / "batch.csv"
