@@ -200,10 +200,11 @@ def runs(limit: int = 20) -> None:
     from billing_core.runs import list_runs
 
     for r in list_runs(_engine(), limit):
+        total = f"{r.total} {r.currency}" if r.total is not None else "-"
         typer.echo(f"#{r.id} {r.period} {r.status:9} started {r.started_at:%Y-%m-%d %H:%M:%S} "
-                   f"invoices {r.invoices_created}+{r.invoices_updated} revised "
-                   f"(={r.invoices_unchanged} unchanged) total {r.total} {r.currency or ''} "
-                   f"flow run {r.flow_run_id}")
+                   f"UTC: {r.invoices_created} new, {r.invoices_updated} revised, "
+                   f"{r.invoices_unchanged} unchanged invoices, total {total}, "
+                   f"flow run {r.flow_run_id}" + (f"\n    error: {r.error}" if r.error else ""))
 
 
 def main() -> None:  # pragma: no cover
