@@ -92,14 +92,15 @@ def _insert_sqlite(conn: Connection, events: list[ValidEvent], source: str,
         "INSERT INTO event (event_id, customer_id, event_name, ts, metadata, payload_hash, "
         "ingested_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
     if dbapi.total_changes - before != len(rows):
-        # Our look-up and this insert share one transaction, and SQLite lets one writer
-        # at a time, so this means the database changed under us: refuse, the caller retries.
+        # Cannot happen: the look-up and this insert share one transaction and SQLite lets
+        # one writer at a time (a racing writer gets "database is locked" instead). Should it
+        # ever, the chunk's transaction rolls back and the ingest stops; re-running is safe.
         raise ConcurrentWrite("events were stored by another writer during this chunk")
     return {e.event_id for e in events}
 
 
 class ConcurrentWrite(RuntimeError):
-    """The chunk raced with another writer; its transaction is rolled back to be retried."""
+    """An invariant broke: events appeared between a chunk's look-up and its insert."""
 
 
 def _insert_postgres(conn: Connection, events: list[ValidEvent], source: str,
