@@ -19,10 +19,17 @@ DB_RETRIES = 3
 DB_RETRY_DELAYS = [2, 10, 30]
 
 
+_migrated: set[str] = set()
+
+
 def engine() -> Engine:
-    """The database of BILLING_DATABASE_URL (default ./billing.db), migrated to the head."""
+    """The database of BILLING_DATABASE_URL (default ./billing.db), migrated to the head
+    (checked once per process and database)."""
     db = get_engine()
-    ensure_schema(db)
+    url = str(db.url)
+    if url not in _migrated:
+        ensure_schema(db)
+        _migrated.add(url)
     return db
 
 

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -78,10 +79,17 @@ def parse_json(text: str) -> Any:
     return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
 
 
+def _open_binary(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
 def _open_text(path: Path) -> IO[str]:
-    if path.name.lower().endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+    return io.TextIOWrapper(_open_binary(path), encoding="utf-8", newline="")
+
+
+def _chunks(records: Iterator[RawRecord], size: int) -> Iterator[list[RawRecord]]:
+    while chunk := list(islice(records, size)):
+        yield chunk
 
 
 def read_records(path: Path, chunk_size: int = CHUNK_SIZE) -> Iterator[list[RawRecord]]:
@@ -91,11 +99,11 @@ def read_records(path: Path, chunk_size: int = CHUNK_SIZE) -> Iterator[list[RawR
     source = str(path.resolve())
     try:
         if kind == "jsonl":
-            yield from _read_jsonl(path, source, chunk_size)
+            yield from _chunks(_jsonl_records(path, source), chunk_size)
         elif kind == "json":
-            yield from _read_json_batch(path, source, chunk_size)
+            yield from _chunks(_json_batch_records(path, source), chunk_size)
         elif kind == "csv":
-            yield from _read_csv(path, source, chunk_size)
+            yield from _chunks(_csv_records(path, source), chunk_size)
         elif kind == "parquet":
             yield from _read_parquet(path, source, chunk_size)
         else:
@@ -106,30 +114,19 @@ def read_records(path: Path, chunk_size: int = CHUNK_SIZE) -> Iterator[list[RawR
         raise UnreadableInput(f"{path}: cannot be read: {exc}") from exc
 
 
-def _open_binary(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
-
-
-def _read_jsonl(path: Path, source: str, chunk_size: int) -> Iterator[list[RawRecord]]:
-    chunk: list[RawRecord] = []
+def _jsonl_records(path: Path, source: str) -> Iterator[RawRecord]:
     with _open_binary(path) as handle:
         for number, line in enumerate(handle, start=1):
             try:  # decoded line by line: one bad byte rejects one record, not the file
                 text = line.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
-                chunk.append(RawRecord(source, f"line {number}",
-                                       line.decode("utf-8", "replace").rstrip("\r\n"),
-                                       error=(Reason.INVALID_ENCODING,
-                                              f"not UTF-8: {exc.reason} at byte {exc.start}")))
+                yield RawRecord(source, f"line {number}",
+                                line.decode("utf-8", "replace").rstrip("\r\n"),
+                                error=(Reason.INVALID_ENCODING,
+                                       f"not UTF-8: {exc.reason} at byte {exc.start}"))
                 continue
-            if not text.strip():
-                continue  # blank lines are not records
-            chunk.append(_json_record(source, f"line {number}", text))
-            if len(chunk) >= chunk_size:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
+            if text.strip():  # blank lines are not records
+                yield _json_record(source, f"line {number}", text)
 
 
 def _json_record(source: str, location: str, text: str) -> RawRecord:
@@ -144,7 +141,7 @@ def _json_record(source: str, location: str, text: str) -> RawRecord:
     return RawRecord(source, location, text, candidate=value)
 
 
-def _read_json_batch(path: Path, source: str, chunk_size: int) -> Iterator[list[RawRecord]]:
+def _json_batch_records(path: Path, source: str) -> Iterator[RawRecord]:
     with _open_text(path) as handle:
         text = handle.read()
     try:
@@ -157,29 +154,14 @@ def _read_json_batch(path: Path, source: str, chunk_size: int) -> Iterator[list[
     extra = set(document) - {"events"}
     if extra:
         raise UnreadableInput(f"{path}: unknown top-level field(s) {', '.join(sorted(extra))}")
-    chunk: list[RawRecord] = []
     for index, item in enumerate(document["events"]):
-        location = f"events[{index}]"
-        raw = dumps_exact(item) if _is_json_value(item) else repr(item)
+        location, raw = f"events[{index}]", dumps_exact(item)
         if isinstance(item, dict):
-            chunk.append(RawRecord(source, location, raw, candidate=item))
+            yield RawRecord(source, location, raw, candidate=item)
         else:
-            chunk.append(RawRecord(source, location, raw,
-                                   error=(Reason.NOT_AN_OBJECT,
-                                          f"expected a JSON object, got {type(item).__name__}")))
-        if len(chunk) >= chunk_size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _is_json_value(item: Any) -> bool:
-    try:
-        dumps_exact(item)
-    except (TypeError, ValueError):
-        return False
-    return True
+            yield RawRecord(source, location, raw,
+                            error=(Reason.NOT_AN_OBJECT,
+                                   f"expected a JSON object, got {type(item).__name__}"))
 
 
 def infer_cell(text: str) -> Any:
@@ -195,7 +177,7 @@ def infer_cell(text: str) -> Any:
     return text
 
 
-def _csv_header(header: list[str], path: Path) -> tuple[list[str], dict[int, str]]:
+def _check_columns(header: list[str], path: Path) -> tuple[list[str], dict[int, str]]:
     missing = [c for c in CSV_REQUIRED if c not in header]
     unknown = [c for c in header if c not in CSV_KNOWN and not c.startswith("metadata.")]
     duplicated = sorted({c for c in header if header.count(c) > 1})
@@ -216,7 +198,7 @@ def _csv_header(header: list[str], path: Path) -> tuple[list[str], dict[int, str
     return header, meta_columns
 
 
-def _read_csv(path: Path, source: str, chunk_size: int) -> Iterator[list[RawRecord]]:
+def _csv_records(path: Path, source: str) -> Iterator[RawRecord]:
     with _open_text(path) as handle:
         reader = csv.reader(handle)
         try:
@@ -224,9 +206,8 @@ def _read_csv(path: Path, source: str, chunk_size: int) -> Iterator[list[RawReco
         except StopIteration:
             return
         header = [h.strip() for h in header]
-        header, meta_columns = _csv_header(header, path)
+        header, meta_columns = _check_columns(header, path)
         width = len(header)
-        chunk: list[RawRecord] = []
         for number, row in enumerate(reader, start=1):
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
@@ -234,16 +215,11 @@ def _read_csv(path: Path, source: str, chunk_size: int) -> Iterator[list[RawReco
             cells = dict(zip(header, row, strict=False))
             raw = json.dumps(row if len(row) != width else cells, ensure_ascii=False)
             if len(row) != width:
-                chunk.append(RawRecord(source, location, raw,
-                                       error=(Reason.MALFORMED_ROW,
-                                              f"expected {width} fields, got {len(row)}")))
+                yield RawRecord(source, location, raw,
+                                error=(Reason.MALFORMED_ROW,
+                                       f"expected {width} fields, got {len(row)}"))
             else:
-                chunk.append(_csv_candidate(source, location, raw, row, header, meta_columns))
-            if len(chunk) >= chunk_size:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+                yield _csv_candidate(source, location, raw, row, header, meta_columns)
 
 
 def _csv_candidate(source: str, location: str, raw: str, row: list[str], header: list[str],
@@ -287,7 +263,7 @@ def _read_parquet(path: Path, source: str, chunk_size: int) -> Iterator[list[Raw
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises its own error types for corrupt files
         raise UnreadableInput(f"{path}: not a readable Parquet file: {exc}") from None
-    header, meta_columns = _csv_header(parquet.schema_arrow.names, path)
+    header, meta_columns = _check_columns(parquet.schema_arrow.names, path)
     row_number = 0
     for batch in parquet.iter_batches(batch_size=chunk_size):
         chunk: list[RawRecord] = []

@@ -205,7 +205,7 @@ def test_nested_groups_three_levels(engine, tmp_path):
     assert got["n"].quantity == 3   # {"a":1}, {"b":1,"c":1}, {"b":1,"d":1}
 
 
-def test_only_requested_customers_are_measured(engine, tmp_path, issue_catalog):
+def test_only_requested_customers_are_measured(engine, tmp_path):
     catalog = setup(engine, tmp_path, [meter("n", "count")], [{}])
     result = measure_period(engine, catalog, OCT, customers=["cus_other"])
     assert result.usage == {} and result.subscriptions == []
