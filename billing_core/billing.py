@@ -1,10 +1,9 @@
-"""The billing steps that flows orchestrate: draft, render, summarise."""
+"""The billing steps that flows orchestrate: draft and summarise (rendering: render.batch)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from billing_core.catalog import Catalog
@@ -13,8 +12,6 @@ from billing_core.invoice_store import RecordedInvoice
 from billing_core.metering import PeriodUsage
 from billing_core.money import EXACT
 from billing_core.pricing import price_lines
-from billing_core.render.files import write_invoice_files
-from billing_core.render.pdf import PdfRenderer
 
 
 def draft_invoices(catalog: Catalog, usage: PeriodUsage) -> list[Invoice]:
@@ -31,12 +28,6 @@ def draft_invoices(catalog: Catalog, usage: PeriodUsage) -> list[Invoice]:
                                     subscription, product, usage.period, catalog.currency,
                                     lines))
     return drafts
-
-
-def render_invoices(invoices: Iterable[Invoice], out_dir: Path) -> list[dict[str, Path]]:
-    """Write every invoice's HTML, PDF and JSON with one renderer (fonts and CSS parsed once)."""
-    renderer = PdfRenderer()
-    return [write_invoice_files(invoice, out_dir, renderer) for invoice in invoices]
 
 
 def usage_rows(recorded: list[RecordedInvoice], usage: PeriodUsage) -> list[dict[str, Any]]:

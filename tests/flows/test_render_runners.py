@@ -1,0 +1,109 @@
+"""bill_cycle's render runners for real: in-process, a local process pool, and a Dask
+LocalCluster with two worker processes reached through prefect-dask. Same bytes from all."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from billing_core.catalog_store import apply_catalog
+from billing_core.ingest.service import ingest_paths
+from examples.generate_events import generate
+from flows.render_runner import RenderPlan, RunnerSettingError, resolve_plan
+
+pytestmark = pytest.mark.flow
+
+
+def test_plan_comes_from_arguments_then_settings(monkeypatch):
+    for name in ("BILLING_RUNNER", "BILLING_WORKERS", "BILLING_DASK_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    assert resolve_plan() == RenderPlan("in-process", 1)
+    assert resolve_plan("processes", 3) == RenderPlan("processes", 3)
+    monkeypatch.setenv("BILLING_RUNNER", "dask")
+    monkeypatch.setenv("BILLING_DASK_ADDRESS", "tcp://127.0.0.1:8786")
+    assert resolve_plan() == RenderPlan("dask", 8, "tcp://127.0.0.1:8786")
+    assert resolve_plan("processes", 2) == RenderPlan("processes", 2)
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    (("threads",), {}, "not one of in-process, processes, dask"),
+    (("dask",), {}, "needs the scheduler address"),
+    (("processes", 0), {}, "at least 1"),
+    ((), {"BILLING_RUNNER": "processes", "BILLING_WORKERS": "two"}, "whole number"),
+])
+def test_bad_runner_settings_say_what_to_fix(monkeypatch, args, env, message):
+    for name in ("BILLING_RUNNER", "BILLING_WORKERS", "BILLING_DASK_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(RunnerSettingError, match=message):
+        resolve_plan(*args)
+
+
+@pytest.fixture
+def prefect_api(monkeypatch):
+    """A local Prefect API whose address the Dask workers inherit (in ephemeral mode a
+    worker process would otherwise start a server of its own)."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = SubprocessASGIServer()
+    server.start(timeout=180)
+    monkeypatch.setenv("PREFECT_API_URL", server.api_url)
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        yield server.api_url
+
+
+@pytest.fixture
+def dask_cluster(prefect_api):
+    from dask.distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    yield cluster
+    cluster.close()
+
+
+def files(folder: Path) -> dict[Path, bytes]:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_dask_and_process_pool_render_the_same_invoices_byte_for_byte(
+        db_url, engine, demo_catalog, tmp_path, monkeypatch, dask_cluster):
+    from dask.distributed import Client
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    from flows.billing import bill_cycle
+
+    monkeypatch.setenv("BILLING_DATABASE_URL", db_url)
+    apply_catalog(engine, demo_catalog)
+    ingest_paths(engine, generate("2026-10", 3000, tmp_path / "events", seed=3))
+
+    here = bill_cycle(period="2026-10", out_dir=str(tmp_path / "here"), runner="in-process")
+    assert here["invoices"] == 5
+    pool = bill_cycle(period="2026-10", out_dir=str(tmp_path / "pool"), runner="processes",
+                      workers=2)
+    dask = bill_cycle(period="2026-10", out_dir=str(tmp_path / "dask"), runner="dask",
+                      workers=2, dask_address=dask_cluster.scheduler_address)
+    assert pool["invoice_numbers"] == dask["invoice_numbers"] == here["invoice_numbers"]
+    assert (pool["unchanged"], dask["unchanged"]) == (5, 5)
+
+    expected = files(tmp_path / "here")
+    assert len(expected) == 15
+    assert files(tmp_path / "pool") == expected
+    assert files(tmp_path / "dask") == expected
+
+    # The batches ran on the cluster's two worker processes, each with its own renderer...
+    with Client(dask_cluster.scheduler_address) as client:
+        loaded = client.run(lambda: __import__("billing_core.render.batch", fromlist=["x"])
+                            ._renderer is not None)
+        pids = client.run(os.getpid)
+    assert len(loaded) == 2 and any(loaded.values())
+    assert os.getpid() not in pids.values()
+    # ...as Prefect task runs of the flow run, recorded in the API.
+    with get_client(sync_client=True) as api:
+        runs = api.read_task_runs(task_run_filter=TaskRunFilter(
+            name=TaskRunFilterName(like_="render-invoice-batch")))
+    assert runs and all(r.state.is_completed() for r in runs)
