@@ -54,9 +54,11 @@ def split_batches(items: Sequence[T], workers: int, max_batch: int = MAX_BATCH) 
 def render_in_processes(invoices: Sequence[Invoice], out_dir: str | Path,
                         workers: int) -> list[str]:
     """Render every invoice in `workers` fresh processes (spawned, so no state is
-    inherited from the caller); returns the invoice numbers in input order."""
+    inherited from the caller; each builds its renderer as it starts); returns the invoice
+    numbers in input order."""
     batches = split_batches(invoices, workers)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                             initializer=process_renderer) as pool:
         done = pool.map(render_batch, batches, [str(out_dir)] * len(batches))
         return [number for batch in done for number in batch]

@@ -1,0 +1,363 @@
+"""Each benchmark stage: our real code path, and beside it the baseline it is compared with,
+measured in the same process and run."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from benchmarks.measure import best_of, measured
+from billing_core.billing import draft_invoices
+from billing_core.catalog import Catalog
+from billing_core.catalog_store import load_catalog
+from billing_core.ingest.service import IngestReport, ingest_paths
+from billing_core.invoice import Invoice
+from billing_core.invoice_store import record_invoices
+from billing_core.metering import PeriodUsage, measure_period
+from billing_core.metering.json_sql import Params, json_sql
+from billing_core.periods import BillingPeriod
+from billing_core.render.batch import process_renderer, render_batch, render_in_processes
+from billing_core.render.files import write_invoice_files
+
+BULK_TABLE = "bench_bulk_event"
+
+
+@dataclass
+class StageResult:
+    """`items` done in `seconds` by our path; `baseline_items` in `baseline_seconds`."""
+
+    name: str
+    seconds: float
+    items: int
+    baseline_seconds: float
+    baseline_items: int
+    unit: str
+    ours: str
+    baseline: str
+    peak_rss_mb: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def per_second(self) -> float:
+        return self.items / self.seconds if self.seconds else float("inf")
+
+    @property
+    def baseline_per_second(self) -> float:
+        return (self.baseline_items / self.baseline_seconds if self.baseline_seconds
+                else float("inf"))
+
+    @property
+    def ratio(self) -> float:
+        """Our throughput over the baseline's (1.0 = as fast as the baseline)."""
+        return self.per_second / self.baseline_per_second
+
+
+# --- ingest -----------------------------------------------------------------------------
+
+def _bulk_rows(paths: list[Path]) -> Iterator[tuple[Any, ...]]:
+    """Every line that parses as a JSON object, as a row; no other checks."""
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(event, dict):
+                    yield (event.get("event_id"), event.get("customer_id"),
+                           event.get("event_name"), event.get("timestamp"),
+                           json.dumps(event.get("metadata")))
+
+
+def bulk_load(engine: Engine, paths: list[Path]) -> int:
+    """The baseline: rows into an unindexed table by the fastest plain route of the
+    database (PostgreSQL COPY; SQLite executemany in one transaction)."""
+    postgres = engine.dialect.name == "postgresql"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {BULK_TABLE}")
+        conn.exec_driver_sql(f"CREATE TABLE {BULK_TABLE} (event_id TEXT, customer_id TEXT, "
+                             f"event_name TEXT, ts TEXT, "
+                             f"metadata {'JSONB' if postgres else 'TEXT'})")
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if postgres:
+            with cursor.copy(f"COPY {BULK_TABLE} FROM STDIN") as copy:
+                for row in _bulk_rows(paths):
+                    copy.write_row(row)
+        else:
+            cursor.executemany(f"INSERT INTO {BULK_TABLE} VALUES (?, ?, ?, ?, ?)",
+                               _bulk_rows(paths))
+        raw.commit()
+        cursor.execute(f"SELECT COUNT(*) FROM {BULK_TABLE}")
+        loaded = cursor.fetchone()[0]
+        cursor.execute(f"DROP TABLE {BULK_TABLE}")
+        raw.commit()
+    finally:
+        raw.close()
+    return int(loaded)
+
+
+def ingest_stage(engine: Engine, paths: list[Path], lines: int) -> tuple[StageResult,
+                                                                          IngestReport]:
+    for path in paths:  # both sides read from the page cache
+        path.read_bytes()
+    with measured() as ours:
+        report = ingest_paths(engine, list(paths))
+    with measured() as base:
+        loaded = bulk_load(engine, paths)
+    return StageResult(
+        "ingest", ours.seconds, lines, base.seconds, lines, "records",
+        "ingest_paths: parse, validate, deduplicate, store, quarantine, account",
+        f"{'COPY' if engine.dialect.name == 'postgresql' else 'executemany'} of the parsed "
+        f"lines into an unindexed table, no checks ({loaded} rows)",
+        peak_rss_mb=ours.peak_rss_mb,
+        extra={"baseline_peak_rss_mb": base.peak_rss_mb}), report
+
+
+# --- aggregate ---------------------------------------------------------------------------
+
+def hand_group_by(engine: Engine, period: BillingPeriod) -> int:
+    """The baseline: one GROUP BY customer and event name, with a count, a numeric sum and
+    a numeric max, over the same events table and cycle."""
+    params = Params()
+    sql = json_sql(engine.dialect.name, params)
+    start, end = params.add(sql.timestamp(period.start)), params.add(sql.timestamp(period.end))
+    if engine.dialect.name == "postgresql":
+        tokens, users = "(metadata->>'tokens')::numeric", "(metadata->>'count')::numeric"
+    else:
+        tokens, users = "json_extract(metadata, '$.tokens')", "json_extract(metadata, '$.count')"
+    query = (f"SELECT customer_id, event_name, COUNT(*), SUM({tokens}), MAX({users}) "
+             f"FROM event WHERE ts >= {start} AND ts < {end} GROUP BY customer_id, event_name")
+    with engine.connect() as conn:
+        return len(conn.execute(text(query), params.values).all())
+
+
+def events_in_period(engine: Engine, period: BillingPeriod) -> int:
+    params = Params()
+    sql = json_sql(engine.dialect.name, params)
+    start, end = params.add(sql.timestamp(period.start)), params.add(sql.timestamp(period.end))
+    with engine.connect() as conn:
+        return int(conn.execute(text(f"SELECT COUNT(*) FROM event WHERE ts >= {start} "
+                                     f"AND ts < {end}"), params.values).scalar_one())
+
+
+def aggregate_stage(engine: Engine, catalog: Catalog, period: BillingPeriod,
+                    repeats: int = 3) -> tuple[StageResult, PeriodUsage]:
+    events = events_in_period(engine, period)
+    seconds, usage = best_of(repeats, lambda: measure_period(engine, catalog, period))
+    base_seconds, _ = best_of(repeats, lambda: hand_group_by(engine, period))
+    meters = len({k for u in usage.usage.values() for k in u})
+    return StageResult(
+        "aggregate", seconds, events, base_seconds, events, "events",
+        f"measure_period: {len(usage.subscriptions)} subscriptions x {meters} meters "
+        f"(filters, exact sums, unique counts, last values)",
+        "one GROUP BY customer, event name with COUNT, SUM and MAX",
+        extra={"repeats": repeats, "best_of": True}), usage
+
+
+# --- peer --------------------------------------------------------------------------------
+
+PEER_SQL = """
+WITH raw AS (
+  SELECT * FROM read_json($files, format = 'newline_delimited', ignore_errors = true,
+    columns = {event_id: 'VARCHAR', customer_id: 'VARCHAR', event_name: 'VARCHAR',
+               timestamp: 'VARCHAR', metadata: 'JSON'})
+), events AS (
+  SELECT DISTINCT ON (event_id) event_id, customer_id, event_name,
+         TRY_CAST(timestamp AS TIMESTAMPTZ) AS ts, metadata
+  FROM raw
+  WHERE event_id IS NOT NULL AND customer_id IN (SELECT id FROM customers)
+)
+SELECT customer_id,
+  count(*) FILTER (WHERE event_name = 'api.call' AND metadata->>'method' = 'POST'
+                   AND contains(metadata->>'endpoint', '/v1/')) AS api_calls,
+  sum(CAST(metadata->>'tokens' AS DECIMAL(38, 6)))
+      FILTER (WHERE event_name = 'llm.completion' AND metadata->>'model' = 'large')
+      AS tokens_large,
+  sum(CAST(metadata->>'tokens' AS DECIMAL(38, 6)))
+      FILTER (WHERE event_name = 'llm.completion' AND metadata->>'model' = 'small')
+      AS tokens_small,
+  max(CAST(metadata->>'count' AS DECIMAL(38, 6)))
+      FILTER (WHERE event_name = 'concurrent.users') AS peak_users,
+  count(DISTINCT metadata->>'project') FILTER (WHERE event_name = 'api.call') AS projects,
+  arg_max(CAST(metadata->>'gb' AS DECIMAL(38, 6)), ts)
+      FILTER (WHERE event_name = 'storage.snapshot') AS storage_gb
+FROM events
+WHERE ts >= $start AND ts < $end
+GROUP BY customer_id
+"""
+
+
+def duckdb_usage(paths: list[Path], catalog: Catalog,
+                 period: BillingPeriod) -> dict[str, dict[str, Decimal]]:
+    """What a data engineer would script instead: per-customer usage straight from the
+    JSONL files (deduplicated, bad lines skipped), in DuckDB."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("CREATE TABLE customers (id VARCHAR)")
+        con.executemany("INSERT INTO customers VALUES (?)", [[c.id] for c in catalog.customers])
+        cursor = con.execute(PEER_SQL, {"files": [str(p) for p in paths],
+                                        "start": f"{period.start.isoformat()}+00:00",
+                                        "end": f"{period.end.isoformat()}+00:00"})
+        columns = [d[0] for d in cursor.description]
+        return {row[0]: {c: Decimal(row[i] if row[i] is not None else 0)
+                         for i, c in enumerate(columns) if i}
+                for row in cursor.fetchall()}
+    finally:
+        con.close()
+
+
+def compare_with_peer(usage: PeriodUsage, peer: dict[str, dict[str, Decimal]]) -> list[str]:
+    """Every (customer, meter) where our quantity differs from the peer's."""
+    differences = []
+    for subscription in usage.subscriptions:
+        theirs = peer.get(subscription.customer, {})
+        for meter, ours in usage.usage.get(subscription.id, {}).items():
+            expected = theirs.get(meter, Decimal(0))
+            if ours.quantity != expected:
+                differences.append(f"{subscription.customer}/{meter}: ours {ours.quantity}, "
+                                   f"DuckDB {expected}")
+    return differences
+
+
+def peer_stage(paths: list[Path], catalog: Catalog, period: BillingPeriod, usage: PeriodUsage,
+               ingest: StageResult, aggregate: StageResult, lines: int) -> StageResult:
+    import duckdb
+
+    with measured() as peer:
+        result = duckdb_usage(paths, catalog, period)
+    differences = compare_with_peer(usage, result)
+    return StageResult(
+        "peer", ingest.seconds + aggregate.seconds, lines, peer.seconds, lines, "records",
+        "ingest + aggregate (the two stages above)",
+        f"DuckDB {duckdb.__version__} read_json + DISTINCT ON + GROUP BY, from the files",
+        extra={"agrees": not differences, "differences": differences[:20],
+               "peer_peak_rss_mb": peer.peak_rss_mb})
+
+
+# --- render ------------------------------------------------------------------------------
+
+MINIMAL_PAGE = """<!doctype html><html><head><style>
+@font-face { font-family: Inter; src: url(fonts/Inter-Regular.otf); }
+body { font-family: Inter; }
+</style></head><body><p>Invoice INV-000000-00000: total $0.00</p></body></html>"""
+
+
+def minimal_pdf(out: Path, font_config: Any, fetcher: Any, base_url: str) -> None:
+    from weasyprint import HTML
+
+    HTML(string=MINIMAL_PAGE, base_url=base_url, url_fetcher=fetcher).write_pdf(
+        out, font_config=font_config)
+
+
+def render_stage(invoice: Invoice, out: Path, repeats: int) -> StageResult:
+    from weasyprint.text.fonts import FontConfiguration
+
+    renderer = process_renderer()
+    font_config = FontConfiguration()
+    base_url = str(renderer.templates_dir) + "/"
+    for _ in range(3):  # steady state: fonts, CSS and caches warm on both sides
+        write_invoice_files(invoice, out / "ours", renderer)
+        minimal_pdf(out / "minimal.pdf", font_config, renderer.fetcher, base_url)
+    with measured() as ours:
+        for _ in range(repeats):
+            write_invoice_files(invoice, out / "ours", renderer)
+    with measured() as base:
+        for _ in range(repeats):
+            minimal_pdf(out / "minimal.pdf", font_config, renderer.fetcher, base_url)
+    return StageResult(
+        "render", ours.seconds, repeats, base.seconds, repeats, "invoices",
+        f"write_invoice_files: HTML + PDF + JSON of a {len(invoice.lines)}-line invoice",
+        "WeasyPrint write_pdf of a one-paragraph page in the same font",
+        extra={"repeats": repeats, "lines": len(invoice.lines)})
+
+
+def render_parallel_stage(invoices: list[Invoice], out: Path) -> StageResult:
+    with measured() as one:
+        render_in_processes(invoices, out / "one", workers=1)
+    with measured() as two:
+        render_in_processes(invoices, out / "two", workers=2)
+    return StageResult(
+        "render_parallel", two.seconds, len(invoices), one.seconds, len(invoices), "invoices",
+        "render_in_processes with 2 worker processes (start-up included)",
+        "the same with 1 worker process", extra={"ratio_is": "speed-up"})
+
+
+def copies(invoices: list[Invoice], count: int) -> list[Invoice]:
+    """`count` invoices: the real ones, repeated under new numbers if there are too few."""
+    out = []
+    for i in range(count):
+        source = invoices[i % len(invoices)]
+        out.append(replace(source, invoice_number=f"{source.invoice_number}-{i:05d}"))
+    return out
+
+
+# --- end to end --------------------------------------------------------------------------
+
+def stages_directly(engine: Engine, period: BillingPeriod, out: Path) -> dict[str, float]:
+    """bill_cycle's steps called directly, without Prefect: the sum the flow is held to."""
+    timings = {}
+    with measured() as step:
+        catalog = load_catalog(engine)
+        usage = measure_period(engine, catalog, period)
+    timings["aggregate"] = step.seconds
+    with measured() as step:
+        recorded = record_invoices(engine, draft_invoices(catalog, usage), None)
+    timings["price_and_record"] = step.seconds
+    with measured() as step:
+        render_batch([r.invoice for r in recorded], out)
+    timings["render_all"] = step.seconds
+    timings["invoices"] = len(recorded)
+    return timings
+
+
+def forget_invoices(engine: Engine) -> None:
+    """Back to the state before billing, so the flow does the same work again."""
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM invoice"))
+
+
+def end_to_end_stage(engine: Engine, period: BillingPeriod, out: Path,
+                     events: int) -> StageResult:
+    from flows.billing import bill_cycle
+
+    forget_invoices(engine)
+    direct = stages_directly(engine, period, out / "direct")
+    forget_invoices(engine)
+    _warm_prefect()
+    with measured() as flow_run:
+        result = bill_cycle(period=str(period), out_dir=str(out / "flow"), runner="in-process")
+    assert result["created"] == direct["invoices"], (result, direct)
+    total = direct["aggregate"] + direct["price_and_record"] + direct["render_all"]
+    return StageResult(
+        "end_to_end", flow_run.seconds, events, total, events, "events",
+        f"bill_cycle as a Prefect flow run ({result['invoices']} invoices, in-process render)",
+        "the sum of its steps called directly: aggregate + price and record + render all",
+        extra={"steps": direct, "overhead_seconds": flow_run.seconds - total,
+               "overhead_share": (flow_run.seconds - total) / flow_run.seconds})
+
+
+def _warm_prefect() -> None:
+    """Start Prefect's local server before timing (its start-up is not a billing cost)."""
+    from prefect import flow
+
+    @flow(name="benchmark-warm-up")
+    def warm_up() -> int:
+        return 1
+
+    warm_up()
+
+
+def scratch_dir(out: Path, name: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=out))
