@@ -41,11 +41,28 @@ class ExactDecimal(TypeDecorator[Decimal]):
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+# The C encoder produces the canonical text for plain values (the slow path below agrees).
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+                              allow_nan=False)
+
+
 def dumps_exact(value: Any) -> str:
     """Canonical JSON (sorted keys, no spaces) with Decimals as exact JSON numbers.
 
     Floats are refused: every number that reaches the database is an int or a Decimal.
+    Flat objects and lists of plain values (the common event metadata) take the C encoder.
     """
+    kind = type(value)
+    if kind is dict:
+        if all(type(k) is str and type(v) in _PLAIN for k, v in value.items()):
+            return _CANONICAL.encode(value)
+    elif (kind is list or kind is tuple) and all(type(v) in _PLAIN for v in value):
+        return _CANONICAL.encode(value)
+    return _dumps_exact_slow(value)
+
+
+def _dumps_exact_slow(value: Any) -> str:
     if value is None:
         return "null"
     if value is True:
@@ -59,10 +76,10 @@ def dumps_exact(value: Any) -> str:
             raise ValueError(f"not a finite number: {value!r}")
         return format(value, "f")
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return _CANONICAL.encode(value)
     if isinstance(value, dict):
         items = sorted(value.items())
-        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{dumps_exact(v)}"
+        return "{" + ",".join(f"{_CANONICAL.encode(str(k))}:{dumps_exact(v)}"
                               for k, v in items) + "}"
     if isinstance(value, list | tuple):
         return "[" + ",".join(dumps_exact(v) for v in value) + "]"

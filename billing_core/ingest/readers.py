@@ -74,9 +74,12 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a valid JSON number")
 
 
+_EXACT_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
 def parse_json(text: str) -> Any:
     """Parse JSON exactly: non-integers become Decimal; NaN/Infinity are refused."""
-    return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    return _EXACT_DECODER.decode(text)
 
 
 def _open_binary(path: Path) -> IO[bytes]:

@@ -8,18 +8,23 @@ per event; the chunk's quarantine rows are written in the same transaction.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection
 
 from billing_core.db.types import dumps_exact
 from billing_core.ingest.records import Outcome, RawRecord, Reason, ValidEvent
 from billing_core.ingest.validate import Rejected, validate
 
 LOOKUP_BATCH = 5_000
-_SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _sqlite_ts(moment: datetime) -> str:
+    """The text SQLite stores a DateTime as: YYYY-MM-DD HH:MM:SS.ffffff."""
+    return moment.isoformat(" ", "microseconds")
 
 
 def raw_hash(raw: str) -> str:
@@ -71,20 +76,26 @@ def classify(records: list[RawRecord], customers: set[str] | frozenset[str],
 
 
 def _stored_hashes(conn: Connection, ids: list[str]) -> dict[str, str]:
+    """Payload hashes of the ids already stored: one bound parameter per batch (an array on
+    PostgreSQL, a JSON list on SQLite), so no statement is compiled per id."""
+    if conn.dialect.name == "postgresql":
+        query = "SELECT event_id, payload_hash FROM event WHERE event_id = ANY(%s)"
+    else:
+        query = ("SELECT event_id, payload_hash FROM event "
+                 "WHERE event_id IN (SELECT value FROM json_each(?))")
     found: dict[str, str] = {}
-    statement = text("SELECT event_id, payload_hash FROM event WHERE event_id IN :ids") \
-        .bindparams(bindparam("ids", expanding=True))
     for start in range(0, len(ids), LOOKUP_BATCH):
         batch = ids[start:start + LOOKUP_BATCH]
-        for event_id, payload_hash in conn.execute(statement, {"ids": batch}):
+        argument = batch if conn.dialect.name == "postgresql" else json.dumps(batch)
+        for event_id, payload_hash in conn.exec_driver_sql(query, (argument,)):
             found[event_id] = payload_hash
     return found
 
 
 def _insert_sqlite(conn: Connection, events: list[ValidEvent], source: str,
                    ingested_at: datetime) -> set[str]:
-    stamp = ingested_at.strftime(_SQLITE_TS)
-    rows = [(e.event_id, e.customer_id, e.event_name, e.ts.strftime(_SQLITE_TS),
+    stamp = _sqlite_ts(ingested_at)
+    rows = [(e.event_id, e.customer_id, e.event_name, _sqlite_ts(e.ts),
              e.metadata_json, e.payload_hash, stamp, source) for e in events]
     dbapi = conn.connection.driver_connection
     before = dbapi.total_changes

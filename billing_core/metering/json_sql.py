@@ -145,7 +145,7 @@ class SqliteJson(JsonSql):
         return f"instr({self.string(key)}, {self.params.add(value)}) > 0"
 
     def timestamp(self, value: datetime) -> Any:
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return value.isoformat(" ", "microseconds")
 
 
 class PostgresJson(JsonSql):
