@@ -97,7 +97,7 @@ def database_version(engine: Any) -> str:
 
 
 def run(events: int, customers: int, db: str, out: Path, seed: int = 1,
-        render_repeats: int = 20) -> dict[str, Any]:
+        render_repeats: int = 20, parallel_invoices: int = PARALLEL_INVOICES) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
     _log(f"generating {events:,} events for {customers:,} customers in {data}")
@@ -111,6 +111,7 @@ def run(events: int, customers: int, db: str, out: Path, seed: int = 1,
         apply_catalog(engine, catalog)
         params: dict[str, Any] = {
             "events": events, "customers": customers, "seed": seed, "period": str(PERIOD),
+            "render_repeats": render_repeats, "parallel_invoices": parallel_invoices,
             "database": f"{engine.dialect.name} ({database_version(engine)})",
             "machine": machine(),
             "generated": {"lines": generated.lines, "events": generated.events,
@@ -138,9 +139,9 @@ def run(events: int, customers: int, db: str, out: Path, seed: int = 1,
         _log("render: one invoice in steady state, then the minimal page")
         richest = max(invoices, key=lambda i: (len(i.lines), i.total))
         results.append(stages.render_stage(richest, out / "render", render_repeats))
-        _log(f"render in parallel: {PARALLEL_INVOICES} invoices with 1, then 2 processes")
+        _log(f"render in parallel: {parallel_invoices} invoices with 1, then 2 processes")
         results.append(stages.render_parallel_stage(
-            stages.copies(invoices, PARALLEL_INVOICES), out / "render-parallel"))
+            stages.copies(invoices, parallel_invoices), out / "render-parallel"))
         results.append(e2e)
         engine.dispose()
     document = report_document(results, max_rss_mb(), params)
@@ -163,12 +164,18 @@ def main(argv: list[str] | None = None) -> int:
                              "database is created on that server and dropped afterwards")
     parser.add_argument("--out", type=Path, default=Path("benchmark-results"))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--render-repeats", type=int, default=20,
+                        help="renders of one invoice timed in steady state")
+    parser.add_argument("--parallel-invoices", type=int, default=PARALLEL_INVOICES,
+                        help="invoices rendered with 1 and then 2 worker processes")
     parser.add_argument("--keep-data", action="store_true",
                         help="keep the generated JSONL files in OUT/data")
     args = parser.parse_args(argv)
-    if args.events < 1 or args.customers < 1:
-        parser.error("--events and --customers must be at least 1")
-    document = run(args.events, args.customers, args.db, args.out, args.seed)
+    if min(args.events, args.customers, args.render_repeats, args.parallel_invoices) < 1:
+        parser.error("--events, --customers, --render-repeats and --parallel-invoices must "
+                     "be at least 1")
+    document = run(args.events, args.customers, args.db, args.out, args.seed,
+                   args.render_repeats, args.parallel_invoices)
     if not args.keep_data:
         shutil.rmtree(args.out / "data", ignore_errors=True)
     print((args.out / "report.md").read_text())

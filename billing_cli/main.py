@@ -165,11 +165,25 @@ def run(
     customer: Annotated[list[str] | None, typer.Option(help="Only this customer "
                                                        "(repeatable)")] = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("invoices"),
+    runner: Annotated[str | None, typer.Option(
+        help="Where invoices render: in-process, processes or dask "
+             "(default: BILLING_RUNNER, else in-process)")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Processes in the local pool (default: BILLING_WORKERS, else CPU count)")] = None,
+    dask_address: Annotated[str | None, typer.Option(
+        help="Dask scheduler address for --runner dask (default: BILLING_DASK_ADDRESS)")
+    ] = None,
 ) -> None:
     """Bill a month as a Prefect flow run: DIR/<period>/<invoice>.html, .pdf, .json."""
     try:
         BillingPeriod.parse(period)
     except InvalidPeriod as exc:
+        _fail(str(exc))
+    from flows.render_runner import RunnerSettingError, resolve_plan
+
+    try:
+        resolve_plan(runner, workers, dask_address)
+    except RunnerSettingError as exc:
         _fail(str(exc))
     from billing_core.catalog_store import load_catalog
 
@@ -184,7 +198,8 @@ def run(
     from flows.billing import bill_cycle
 
     try:
-        result = bill_cycle(period=period, customers=customer or None, out_dir=str(out))
+        result = bill_cycle(period=period, customers=customer or None, out_dir=str(out),
+                            runner=runner, workers=workers, dask_address=dask_address)
     except Exception as exc:
         _fail(f"billing run for {period} failed: {type(exc).__name__}: {exc} "
               f"(recorded in the run history: `billing runs`)")

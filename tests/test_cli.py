@@ -87,3 +87,11 @@ def test_an_unusable_database_url_is_a_clear_error(cli, monkeypatch, url):
     assert result.exit_code == 1
     assert "cannot open the database" in result.output and "BILLING_DATABASE_URL" in result.output
     assert "secret" not in result.output
+
+
+def test_run_refuses_runner_settings_that_cannot_work(cli):
+    cli("catalog", "apply", DATA / "issue_catalog.yaml")
+    dask = cli("run", "--period", "2026-10", "--runner", "dask")
+    assert dask.exit_code == 1 and "needs the scheduler address" in dask.output
+    threads = cli("run", "--period", "2026-10", "--runner", "threads")
+    assert threads.exit_code == 1 and "not one of in-process, processes, dask" in threads.output

@@ -79,7 +79,15 @@ _EXACT_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_co
 
 def parse_json(text: str) -> Any:
     """Parse JSON exactly: non-integers become Decimal; NaN/Infinity are refused."""
-    return _EXACT_DECODER.decode(text)
+    if not text or text[0].isspace():
+        return _EXACT_DECODER.decode(text)
+    value, end = _EXACT_DECODER.raw_decode(text)  # decode() minus its whitespace regexes
+    if end != len(text):
+        rest = text[end:]
+        stripped = rest.lstrip(" \t\n\r")
+        if stripped:
+            raise json.JSONDecodeError("Extra data", text, end + len(rest) - len(stripped))
+    return value
 
 
 def _open_binary(path: Path) -> IO[bytes]:

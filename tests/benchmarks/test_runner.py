@@ -1,0 +1,55 @@
+"""The benchmark runner as CI runs it: a small month, every stage, no time asserted."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import POSTGRES_URL
+
+ROOT = Path(__file__).parents[2]
+STAGES = ["ingest", "aggregate", "peer", "render", "render_parallel", "end_to_end"]
+
+
+@pytest.mark.flow
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_runner_reports_every_stage_beside_its_baseline(backend, tmp_path):
+    if backend == "postgres" and not POSTGRES_URL:
+        pytest.skip("BILLING_TEST_POSTGRES_URL is not set")
+    db = "sqlite" if backend == "sqlite" else POSTGRES_URL
+    out = tmp_path / "bench"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--events", "3000", "--customers", "15",
+         "--db", db, "--out", str(out), "--render-repeats", "2", "--parallel-invoices", "6"],
+        cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["stages"]) == STAGES
+    for name, stage in report["stages"].items():
+        for key in ("seconds", "per_second", "baseline_per_second", "ratio"):
+            assert stage[key] > 0, (name, key, stage)
+        assert stage["ratio"] == pytest.approx(
+            stage["per_second"] / stage["baseline_per_second"], rel=1e-2), name
+        assert isinstance(stage["met"], bool)
+    assert report["peak_rss_mb"] > 0
+
+    params = report["params"]
+    generated = params["generated"]
+    assert params["accounting_matches"], (params["ingest_accounting"], generated)
+    assert 0 < generated["duplicates"] < generated["events"] * 0.03
+    assert generated["lines"] == generated["events"] + generated["duplicates"] + generated["bad"]
+    assert params["database"].startswith("postgresql" if backend == "postgres" else "sqlite")
+    # DuckDB, computing the same usage on its own from the files, agrees with our metering.
+    assert report["stages"]["peer"]["extra"]["agrees"], report["stages"]["peer"]["extra"]
+    steps = report["stages"]["end_to_end"]["extra"]["steps"]
+    assert steps["invoices"] == 15
+
+    markdown = (out / "report.md").read_text()
+    for name in STAGES:
+        assert f"| {name} |" in markdown
+    assert (out / "ratios.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (out / "data").exists()  # the generated files are removed unless kept
