@@ -209,3 +209,30 @@ def test_only_requested_customers_are_measured(engine, tmp_path):
     catalog = setup(engine, tmp_path, [meter("n", "count")], [{}])
     result = measure_period(engine, catalog, OCT, customers=["cus_other"])
     assert result.usage == {} and result.subscriptions == []
+
+
+def test_integer_sums_past_64_bits_stay_exact(engine, tmp_path):
+    """SQLite's native SUM (used for 64-bit integers) overflows here: the query falls back
+    to exact decimals. Integers past 64 bits and decimals mix in correctly everywhere."""
+    big = 9223372036854775807  # 2**63 - 1
+    catalog = setup(engine, tmp_path, [meter("v", "sum", "v"), meter("m", "max", "v")], [])
+    values = [big, big, 99999999999999999999, Decimal("0.5"), 7]
+    ingest_paths(engine, [write_exact(tmp_path / "big.jsonl", [
+        {"event_id": f"b{i}", "customer_id": "cus_acme", "event_name": "e",
+         "timestamp": "2026-10-02T00:00:00Z", "metadata": {"v": v}}
+        for i, v in enumerate(values)])])
+    got, _ = usage(engine, catalog)
+    assert got["v"].quantity == Decimal(2 * big + 99999999999999999999 + 7) + Decimal("0.5")
+    assert got["m"].quantity == 99999999999999999999
+
+
+def test_native_integers_and_decimals_combine(engine, tmp_path):
+    catalog = setup(engine, tmp_path, [meter("v", "sum", "v"), meter("m", "max", "v")], [])
+    values = [3, Decimal("2.75"), 4, Decimal("4.25"), -1]
+    ingest_paths(engine, [write_exact(tmp_path / "mix.jsonl", [
+        {"event_id": f"m{i}", "customer_id": "cus_acme", "event_name": "e",
+         "timestamp": "2026-10-02T00:00:00Z", "metadata": {"v": v}}
+        for i, v in enumerate(values)])])
+    got, _ = usage(engine, catalog)
+    assert got["v"].quantity == Decimal("13.00")
+    assert got["m"].quantity == Decimal("4.25")
