@@ -236,3 +236,28 @@ def test_native_integers_and_decimals_combine(engine, tmp_path):
     got, _ = usage(engine, catalog)
     assert got["v"].quantity == Decimal("13.00")
     assert got["m"].quantity == Decimal("4.25")
+
+
+def test_events_stay_in_the_database(engine, tmp_path):
+    """Aggregation returns one row per subscription (plus one per `last` value), however
+    many events there are: no event is pulled into Python."""
+    from sqlalchemy import event as sa_event
+
+    meters = [meter("n", "count"), meter("s", "sum", "v"), meter("m", "max", "v"),
+              meter("u", "unique_count", "v"), meter("l", "last", "v")]
+    events = [{"metadata": {"v": i % 7}} for i in range(2000)]
+    catalog = setup(engine, tmp_path, meters, events)
+    fetched = []
+
+    @sa_event.listens_for(engine, "after_cursor_execute")
+    def count_rows(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            fetched.append(len(cursor.fetchall()) if cursor.description else 0)
+            cursor.execute(statement, parameters)  # leave the result for the caller
+
+    try:
+        got, _ = usage(engine, catalog)
+    finally:
+        sa_event.remove(engine, "after_cursor_execute", count_rows)
+    assert got["n"].quantity == 2000 and got["u"].quantity == 7
+    assert fetched and sum(fetched) <= 2, fetched
