@@ -21,6 +21,7 @@ from billing_core.runs import finish_run, start_run
 from flows.common import (
     DB_RETRIES,
     DB_RETRY_DELAYS,
+    NEVER_CACHE,
     Period,
     engine,
     retry_on_transient_db_error,
@@ -28,7 +29,7 @@ from flows.common import (
 from flows.render_runner import RenderPlan, Runner, resolve_plan
 
 DB_TASK = {"retries": DB_RETRIES, "retry_delay_seconds": DB_RETRY_DELAYS,
-           "retry_condition_fn": retry_on_transient_db_error}
+           "retry_condition_fn": retry_on_transient_db_error, **NEVER_CACHE}
 
 
 @task(name="aggregate-usage", **DB_TASK)
@@ -45,7 +46,7 @@ def price_invoices(catalog: Catalog, usage: PeriodUsage, run_id: int) -> list[Re
     return record_invoices(engine(), draft_invoices(catalog, usage), run_id)
 
 
-@task(name="render-invoices")
+@task(name="render-invoices", **NEVER_CACHE)
 def render_locally(recorded: list[RecordedInvoice], out_dir: str, workers: int) -> int:
     """Write HTML, PDF and JSON for every invoice: in this process, or in batches over a
     local pool of `workers` processes."""
@@ -57,7 +58,7 @@ def render_locally(recorded: list[RecordedInvoice], out_dir: str, workers: int) 
     return len(invoices)
 
 
-@task(name="render-invoice-batch")
+@task(name="render-invoice-batch", **NEVER_CACHE)
 def render_invoice_batch(invoices: list[Invoice], out_dir: str) -> list[str]:
     """One batch of invoices, rendered on a Dask worker with that worker's renderer."""
     return render_batch(invoices, out_dir)

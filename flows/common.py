@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 from sqlalchemy import Engine
 
@@ -17,6 +18,10 @@ Period = Annotated[str, Field(pattern=PERIOD_PATTERN, description="Billing month
 
 DB_RETRIES = 3
 DB_RETRY_DELAYS = [2, 10, 30]
+
+# Billing tasks have side effects (rows, files) and must run every time; without this,
+# Prefect would also hash every task's inputs (thousands of invoices) for a cache key.
+NEVER_CACHE = {"cache_policy": NO_CACHE}
 
 
 _migrated: set[str] = set()

@@ -6,11 +6,17 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from billing_core.ingest.service import IngestReport, ingest_paths
-from flows.common import DB_RETRIES, DB_RETRY_DELAYS, engine, retry_on_transient_db_error
+from flows.common import (
+    DB_RETRIES,
+    DB_RETRY_DELAYS,
+    NEVER_CACHE,
+    engine,
+    retry_on_transient_db_error,
+)
 
 
 @task(name="ingest-files", retries=DB_RETRIES, retry_delay_seconds=DB_RETRY_DELAYS,
-      retry_condition_fn=retry_on_transient_db_error)
+      retry_condition_fn=retry_on_transient_db_error, **NEVER_CACHE)
 def ingest_files(paths: list[str]) -> IngestReport:
     """Stream the files into the events table in chunks (re-running is harmless)."""
     return ingest_paths(engine(), paths)
