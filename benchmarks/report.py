@@ -82,6 +82,14 @@ def markdown(document: dict[str, Any]) -> str:
     if peer:
         lines.append(f"- DuckDB's per-customer usage equals ours: {peer.get('agrees')}"
                      + ("" if peer.get("agrees") else f" ({peer.get('differences')})"))
+    render = document["stages"].get("render", {}).get("extra", {})
+    if "same_page_weasyprint_seconds_per_invoice" in render:
+        lines.append(f"- Render, per invoice: ours "
+                     f"{1000 * render['ours_seconds_per_invoice']:.1f} ms; bare WeasyPrint "
+                     f"on the same invoice page "
+                     f"{1000 * render['same_page_weasyprint_seconds_per_invoice']:.1f} ms; "
+                     f"the minimal page "
+                     f"{1000 * render['minimal_page_seconds_per_invoice']:.1f} ms.")
     e2e = document["stages"].get("end_to_end", {}).get("extra", {})
     if e2e:
         steps = e2e["steps"]
