@@ -4,7 +4,6 @@ measured in the same process and run."""
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -367,7 +366,3 @@ def _warm_prefect() -> None:
         return 1
 
     warm_up()
-
-
-def scratch_dir(out: Path, name: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=out))

@@ -75,14 +75,20 @@ def write_exact(path, events):
     return path
 
 
-def test_decimal_sums_are_exact(engine, tmp_path):
+def sum_and_max_of(engine, tmp_path, values):
+    """Usage of a sum meter and a max meter over one event per value of property v."""
     catalog = setup(engine, tmp_path, [meter("v", "sum", "v"), meter("m", "max", "v")], [])
-    values = [Decimal("0.1")] * 10 + [Decimal("0.00000000000000000001"), 12345678901234567890]
     ingest_paths(engine, [write_exact(tmp_path / "exact.jsonl", [
         {"event_id": f"x{i}", "customer_id": "cus_acme", "event_name": "e",
          "timestamp": "2026-10-02T00:00:00Z", "metadata": {"v": v}}
         for i, v in enumerate(values)])])
     got, _ = usage(engine, catalog)
+    return got
+
+
+def test_decimal_sums_are_exact(engine, tmp_path):
+    values = [Decimal("0.1")] * 10 + [Decimal("0.00000000000000000001"), 12345678901234567890]
+    got = sum_and_max_of(engine, tmp_path, values)
     assert got["v"].quantity == Decimal("12345678901234567891.00000000000000000001")
     assert got["m"].quantity == 12345678901234567890
 
@@ -212,28 +218,15 @@ def test_only_requested_customers_are_measured(engine, tmp_path):
 
 
 def test_integer_sums_past_64_bits_stay_exact(engine, tmp_path):
-    """SQLite's native SUM (used for 64-bit integers) overflows here: the query falls back
-    to exact decimals. Integers past 64 bits and decimals mix in correctly everywhere."""
+    """Sums that overflow a 64-bit integer, integers past 64 bits and decimals, exactly."""
     big = 9223372036854775807  # 2**63 - 1
-    catalog = setup(engine, tmp_path, [meter("v", "sum", "v"), meter("m", "max", "v")], [])
-    values = [big, big, 99999999999999999999, Decimal("0.5"), 7]
-    ingest_paths(engine, [write_exact(tmp_path / "big.jsonl", [
-        {"event_id": f"b{i}", "customer_id": "cus_acme", "event_name": "e",
-         "timestamp": "2026-10-02T00:00:00Z", "metadata": {"v": v}}
-        for i, v in enumerate(values)])])
-    got, _ = usage(engine, catalog)
+    got = sum_and_max_of(engine, tmp_path, [big, big, 99999999999999999999, Decimal("0.5"), 7])
     assert got["v"].quantity == Decimal(2 * big + 99999999999999999999 + 7) + Decimal("0.5")
     assert got["m"].quantity == 99999999999999999999
 
 
-def test_native_integers_and_decimals_combine(engine, tmp_path):
-    catalog = setup(engine, tmp_path, [meter("v", "sum", "v"), meter("m", "max", "v")], [])
-    values = [3, Decimal("2.75"), 4, Decimal("4.25"), -1]
-    ingest_paths(engine, [write_exact(tmp_path / "mix.jsonl", [
-        {"event_id": f"m{i}", "customer_id": "cus_acme", "event_name": "e",
-         "timestamp": "2026-10-02T00:00:00Z", "metadata": {"v": v}}
-        for i, v in enumerate(values)])])
-    got, _ = usage(engine, catalog)
+def test_integers_and_decimals_combine(engine, tmp_path):
+    got = sum_and_max_of(engine, tmp_path, [3, Decimal("2.75"), 4, Decimal("4.25"), -1])
     assert got["v"].quantity == Decimal("13.00")
     assert got["m"].quantity == Decimal("4.25")
 
