@@ -124,12 +124,17 @@ def ingest_stage(engine: Engine, paths: list[Path], lines: int) -> tuple[StageRe
 
 # --- aggregate ---------------------------------------------------------------------------
 
+def _period_bounds(engine: Engine, period: BillingPeriod) -> tuple[Params, str, str]:
+    """Bound parameters for the cycle's start and end, in the database's timestamp form."""
+    params = Params()
+    sql = json_sql(engine.dialect.name, params)
+    return params, params.add(sql.timestamp(period.start)), params.add(sql.timestamp(period.end))
+
+
 def hand_group_by(engine: Engine, period: BillingPeriod) -> int:
     """The baseline: one GROUP BY customer and event name, with a count, a numeric sum and
     a numeric max, over the same events table and cycle."""
-    params = Params()
-    sql = json_sql(engine.dialect.name, params)
-    start, end = params.add(sql.timestamp(period.start)), params.add(sql.timestamp(period.end))
+    params, start, end = _period_bounds(engine, period)
     if engine.dialect.name == "postgresql":
         tokens, users = "(metadata->>'tokens')::numeric", "(metadata->>'count')::numeric"
     else:
@@ -141,9 +146,7 @@ def hand_group_by(engine: Engine, period: BillingPeriod) -> int:
 
 
 def events_in_period(engine: Engine, period: BillingPeriod) -> int:
-    params = Params()
-    sql = json_sql(engine.dialect.name, params)
-    start, end = params.add(sql.timestamp(period.start)), params.add(sql.timestamp(period.end))
+    params, start, end = _period_bounds(engine, period)
     with engine.connect() as conn:
         return int(conn.execute(text(f"SELECT COUNT(*) FROM event WHERE ts >= {start} "
                                      f"AND ts < {end}"), params.values).scalar_one())

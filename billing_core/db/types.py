@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -35,6 +36,12 @@ class ExactDecimal(TypeDecorator[Decimal]):
         if value is None:
             return None
         return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def sqlite_datetime(moment: datetime) -> str:
+    """A naive UTC datetime as SQLAlchemy stores it on SQLite: YYYY-MM-DD HH:MM:SS.ffffff
+    (so raw SQL compares with stored values as text, in order)."""
+    return moment.isoformat(" ", "microseconds")
 
 
 # JSONB on PostgreSQL, JSON text on SQLite.

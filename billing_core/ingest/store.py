@@ -15,16 +15,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from billing_core.db.types import dumps_exact
+from billing_core.db.types import dumps_exact, sqlite_datetime
 from billing_core.ingest.records import Outcome, RawRecord, Reason, ValidEvent
 from billing_core.ingest.validate import Rejected, validate
 
 LOOKUP_BATCH = 5_000
-
-
-def _sqlite_ts(moment: datetime) -> str:
-    """The text SQLite stores a DateTime as: YYYY-MM-DD HH:MM:SS.ffffff."""
-    return moment.isoformat(" ", "microseconds")
 
 
 def raw_hash(raw: str) -> str:
@@ -94,8 +89,8 @@ def _stored_hashes(conn: Connection, ids: list[str]) -> dict[str, str]:
 
 def _insert_sqlite(conn: Connection, events: list[ValidEvent], source: str,
                    ingested_at: datetime) -> set[str]:
-    stamp = _sqlite_ts(ingested_at)
-    rows = [(e.event_id, e.customer_id, e.event_name, _sqlite_ts(e.ts),
+    stamp = sqlite_datetime(ingested_at)
+    rows = [(e.event_id, e.customer_id, e.event_name, sqlite_datetime(e.ts),
              e.metadata_json, e.payload_hash, stamp, source) for e in events]
     dbapi = conn.connection.driver_connection
     before = dbapi.total_changes

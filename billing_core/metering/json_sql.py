@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from billing_core.catalog import NUMERIC_OPERATORS, Condition, Filter
+from billing_core.db.types import sqlite_datetime
 
 _CMP = {"greater_than": ">", "greater_than_or_equals": ">=", "less_than": "<",
         "less_than_or_equals": "<=", "equals": "=", "not_equals": "<>"}
@@ -145,7 +146,7 @@ class SqliteJson(JsonSql):
         return f"instr({self.string(key)}, {self.params.add(value)}) > 0"
 
     def timestamp(self, value: datetime) -> Any:
-        return value.isoformat(" ", "microseconds")
+        return sqlite_datetime(value)
 
 
 class PostgresJson(JsonSql):
