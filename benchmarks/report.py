@@ -93,9 +93,8 @@ def markdown(document: dict[str, Any]) -> str:
     e2e = document["stages"].get("end_to_end", {}).get("extra", {})
     if e2e:
         steps = e2e["steps"]
-        lines.append(f"- End to end: steps called directly took aggregate "
-                     f"{steps['aggregate']:.2f} s, price and record "
-                     f"{steps['price_and_record']:.2f} s, render all "
+        lines.append(f"- End to end: steps called directly took draft (measure, price, "
+                     f"record) {steps['draft']:.2f} s, render all "
                      f"{steps['render_all']:.2f} s ({steps['invoices']} invoices); the flow "
                      f"added {e2e['overhead_seconds']:.2f} s "
                      f"({100 * e2e['overhead_share']:.1f} %).")

@@ -35,12 +35,12 @@ from benchmarks import stages
 from benchmarks.measure import max_rss_mb
 from benchmarks.report import report_document, write_reports
 from benchmarks.synthetic import bench_catalog, write_events
-from billing_core.billing import draft_invoices
-from billing_core.catalog_store import apply_catalog
 from billing_core.db.engine import get_engine
 from billing_core.db.migrate import upgrade
-from billing_core.invoice_store import record_invoices
 from billing_core.periods import BillingPeriod
+from billing_core.services.catalog import apply_catalog
+from billing_core.services.drafting import draft_period
+from billing_core.services.unit_of_work import SqlUnitOfWork
 
 PERIOD = BillingPeriod.parse("2026-10")
 PARALLEL_INVOICES = 200
@@ -106,9 +106,10 @@ def run(events: int, customers: int, db: str, out: Path, seed: int = 1,
     results: list[stages.StageResult] = []
     with bench_database(db, out) as url:
         os.environ["BILLING_DATABASE_URL"] = url
+        os.environ["BILLING_NOW"] = stages.CLOCK.now().isoformat()
         engine = get_engine(url)
         upgrade(engine)
-        apply_catalog(engine, catalog)
+        apply_catalog(SqlUnitOfWork(engine), catalog, "benchmark catalog", stages.CLOCK)
         params: dict[str, Any] = {
             "events": events, "customers": customers, "seed": seed, "period": str(PERIOD),
             "render_repeats": render_repeats, "parallel_invoices": parallel_invoices,
@@ -134,8 +135,8 @@ def run(events: int, customers: int, db: str, out: Path, seed: int = 1,
                                          aggregate, generated.lines))
         _log("end to end: the steps directly, then bill_cycle as a Prefect flow run")
         e2e = stages.end_to_end_stage(engine, PERIOD, out / "invoices", events)
-        invoices = [r.invoice for r in record_invoices(  # the invoices just billed
-            engine, draft_invoices(catalog, usage), None)]
+        invoices = draft_period(SqlUnitOfWork(engine), stages.CLOCK, PERIOD,
+                                store=False).documents  # the invoices just drafted
         _log("render: one invoice in steady state, then the minimal page")
         richest = max(invoices, key=lambda i: (len(i.lines), i.total))
         results.append(stages.render_stage(richest, out / "render", render_repeats))

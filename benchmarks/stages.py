@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,18 +13,27 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from benchmarks.measure import best_of, measured
-from billing_core.billing import draft_invoices
 from billing_core.catalog import Catalog
-from billing_core.catalog_store import load_catalog
-from billing_core.ingest.service import IngestReport, ingest_paths
-from billing_core.invoice import Invoice
-from billing_core.invoice_store import record_invoices
-from billing_core.metering import PeriodUsage, measure_period
+from billing_core.clock import FixedClock
+from billing_core.documents.model import Document, to_json
 from billing_core.metering.json_sql import Params, json_sql
 from billing_core.periods import BillingPeriod
-from billing_core.render.batch import process_renderer, render_batch, render_in_processes
-from billing_core.render.files import write_invoice_files
+from billing_core.render.batch import (
+    RenderJob,
+    process_renderer,
+    render_batch,
+    render_in_processes,
+)
+from billing_core.render.files import write_document_files
 from billing_core.render.html import render_html
+from billing_core.services.drafting import draft_period
+from billing_core.services.ingest import IngestReport, ingest_paths
+from billing_core.services.metering import PeriodUsage, measure_period
+from billing_core.services.rendering import render_documents
+from billing_core.services.unit_of_work import SqlUnitOfWork
+
+# The synthetic month is October 2026; the benchmark runs as on November 10, 2026.
+CLOCK = FixedClock(__import__("datetime").datetime(2026, 11, 10, 9, 0))
 
 BULK_TABLE = "bench_bulk_event"
 
@@ -110,7 +119,7 @@ def ingest_stage(engine: Engine, paths: list[Path], lines: int) -> tuple[StageRe
     for path in paths:  # both sides read from the page cache
         path.read_bytes()
     with measured() as ours:
-        report = ingest_paths(engine, list(paths))
+        report = ingest_paths(SqlUnitOfWork(engine), list(paths), CLOCK)
     with measured() as base:
         loaded = bulk_load(engine, paths)
     return StageResult(
@@ -155,7 +164,8 @@ def events_in_period(engine: Engine, period: BillingPeriod) -> int:
 def aggregate_stage(engine: Engine, catalog: Catalog, period: BillingPeriod,
                     repeats: int = 3) -> tuple[StageResult, PeriodUsage]:
     events = events_in_period(engine, period)
-    seconds, usage = best_of(repeats, lambda: measure_period(engine, catalog, period))
+    seconds, usage = best_of(repeats, lambda: measure_period(SqlUnitOfWork(engine), period,
+                                                             None, catalog))
     base_seconds, _ = best_of(repeats, lambda: hand_group_by(engine, period))
     meters = len({k for u in usage.usage.values() for k in u})
     return StageResult(
@@ -264,18 +274,22 @@ def minimal_pdf(out: Path, font_config: Any, fetcher: Any, base_url: str) -> Non
         out, font_config=font_config)
 
 
-def render_stage(invoice: Invoice, out: Path, repeats: int) -> StageResult:
+def _write(invoice: Document, base: Path, renderer: Any) -> None:
+    write_document_files(json.dumps(to_json(invoice)), base, renderer)
+
+
+def render_stage(invoice: Document, out: Path, repeats: int) -> StageResult:
     from weasyprint.text.fonts import FontConfiguration
 
     renderer = process_renderer()
     font_config = FontConfiguration()
     base_url = str(renderer.templates_dir) + "/"
     for _ in range(3):  # steady state: fonts, CSS and caches warm on both sides
-        write_invoice_files(invoice, out / "ours", renderer)
+        _write(invoice, out / "ours" / "invoice", renderer)
         minimal_pdf(out / "minimal.pdf", font_config, renderer.fetcher, base_url)
     with measured() as ours:
         for _ in range(repeats):
-            write_invoice_files(invoice, out / "ours", renderer)
+            _write(invoice, out / "ours" / "invoice", renderer)
     with measured() as base:
         for _ in range(repeats):
             minimal_pdf(out / "minimal.pdf", font_config, renderer.fetcher, base_url)
@@ -287,7 +301,7 @@ def render_stage(invoice: Invoice, out: Path, repeats: int) -> StageResult:
             renderer.render(page)
     return StageResult(
         "render", ours.seconds, repeats, base.seconds, repeats, "invoices",
-        f"write_invoice_files: HTML + PDF + JSON of a {len(invoice.lines)}-line invoice",
+        f"write_document_files: HTML + PDF + JSON of a {len(invoice.lines)}-line invoice",
         "WeasyPrint write_pdf of a one-paragraph page in the same font",
         extra={"repeats": repeats, "lines": len(invoice.lines),
                "same_page_weasyprint_seconds_per_invoice": same.seconds / repeats,
@@ -295,49 +309,48 @@ def render_stage(invoice: Invoice, out: Path, repeats: int) -> StageResult:
                "minimal_page_seconds_per_invoice": base.seconds / repeats})
 
 
-def render_parallel_stage(invoices: list[Invoice], out: Path) -> StageResult:
+def _jobs(invoices: list[Document], folder: Path) -> list[RenderJob]:
+    return [RenderJob(i, json.dumps(to_json(doc)), str(folder / f"invoice-{i:05d}"))
+            for i, doc in enumerate(invoices)]
+
+
+def render_parallel_stage(invoices: list[Document], out: Path) -> StageResult:
     with measured() as one:
-        render_in_processes(invoices, out / "one", workers=1)
+        render_in_processes(_jobs(invoices, out / "one"), workers=1)
     with measured() as two:
-        render_in_processes(invoices, out / "two", workers=2)
+        render_in_processes(_jobs(invoices, out / "two"), workers=2)
     return StageResult(
         "render_parallel", two.seconds, len(invoices), one.seconds, len(invoices), "invoices",
         "render_in_processes with 2 worker processes (start-up included)",
         "the same with 1 worker process", extra={"ratio_is": "speed-up"})
 
 
-def copies(invoices: list[Invoice], count: int) -> list[Invoice]:
-    """`count` invoices: the real ones, repeated under new numbers if there are too few."""
-    out = []
-    for i in range(count):
-        source = invoices[i % len(invoices)]
-        out.append(replace(source, invoice_number=f"{source.invoice_number}-{i:05d}"))
-    return out
+def copies(invoices: list[Document], count: int) -> list[Document]:
+    """`count` invoices: the real ones, repeated if there are too few."""
+    return [invoices[i % len(invoices)] for i in range(count)]
 
 
 # --- end to end --------------------------------------------------------------------------
 
 def stages_directly(engine: Engine, period: BillingPeriod, out: Path) -> dict[str, float]:
     """bill_cycle's steps called directly, without Prefect: the sum the flow is held to."""
-    timings = {}
+    timings: dict[str, float] = {}
     with measured() as step:
-        catalog = load_catalog(engine)
-        usage = measure_period(engine, catalog, period)
-    timings["aggregate"] = step.seconds
+        result = draft_period(SqlUnitOfWork(engine), CLOCK, period)
+    timings["draft"] = step.seconds
     with measured() as step:
-        recorded = record_invoices(engine, draft_invoices(catalog, usage), None)
-    timings["price_and_record"] = step.seconds
-    with measured() as step:
-        render_batch([r.invoice for r in recorded], out)
+        render_documents(SqlUnitOfWork(engine), CLOCK, out, render_batch,
+                         periods=[str(period)])
     timings["render_all"] = step.seconds
-    timings["invoices"] = len(recorded)
+    timings["invoices"] = result.created
     return timings
 
 
 def forget_invoices(engine: Engine) -> None:
     """Back to the state before billing, so the flow does the same work again."""
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM invoice"))
+        conn.execute(text("DELETE FROM billed_usage"))
+        conn.execute(text("DELETE FROM document"))
 
 
 def end_to_end_stage(engine: Engine, period: BillingPeriod, out: Path,
@@ -351,11 +364,11 @@ def end_to_end_stage(engine: Engine, period: BillingPeriod, out: Path,
     with measured() as flow_run:
         result = bill_cycle(period=str(period), out_dir=str(out / "flow"), runner="in-process")
     assert result["created"] == direct["invoices"], (result, direct)
-    total = direct["aggregate"] + direct["price_and_record"] + direct["render_all"]
+    total = direct["draft"] + direct["render_all"]
     return StageResult(
         "end_to_end", flow_run.seconds, events, total, events, "events",
-        f"bill_cycle as a Prefect flow run ({result['invoices']} invoices, in-process render)",
-        "the sum of its steps called directly: aggregate + price and record + render all",
+        f"bill_cycle as a Prefect flow run ({result['drafts']} drafts, in-process render)",
+        "the sum of its steps called directly: draft (measure, price, record) + render all",
         extra={"steps": direct, "overhead_seconds": flow_run.seconds - total,
                "overhead_share": (flow_run.seconds - total) / flow_run.seconds})
 

@@ -10,11 +10,17 @@ from babel.numbers import get_currency_precision, is_currency
 
 # A wide context that refuses to round silently: every product of a quantity and a unit
 # price is exact, and an operation that would lose digits raises instead.
-EXACT = decimal.Context(prec=80, rounding=ROUND_HALF_UP, traps=[decimal.Inexact,
+# 120 digits hold any sum of in-limit quantities times any in-limit price exactly
+# (billing_core.limits), with room to spare.
+EXACT = decimal.Context(prec=120, rounding=ROUND_HALF_UP, traps=[decimal.Inexact,
                         decimal.InvalidOperation, decimal.Overflow, decimal.DivisionByZero])
 # Rounding to minor units is inexact by design; it must not trap Inexact.
-EXACT_QUANTIZE = decimal.Context(prec=80, rounding=ROUND_HALF_UP,
+EXACT_QUANTIZE = decimal.Context(prec=120, rounding=ROUND_HALF_UP,
                                  traps=[decimal.InvalidOperation, decimal.Overflow])
+# ISO 4217 codes that are not money one can invoice in: test, "no currency", precious
+# metals, SDR and the bond-market units (Babel knows them all as currencies).
+NOT_INVOICEABLE = frozenset({"XXX", "XTS", "XAU", "XAG", "XPD", "XPT", "XDR", "XBA", "XBB",
+                             "XBC", "XBD", "XSU", "XUA", "XFU", "XFO", "XRE", "XEU"})
 
 
 class UnknownCurrency(ValueError):
@@ -24,9 +30,19 @@ class UnknownCurrency(ValueError):
 @lru_cache(maxsize=64)
 def minor_units(currency: str) -> int:
     """Number of decimal places of the currency's minor unit (USD 2, JPY 0, KWD 3)."""
-    if not is_currency(currency):
+    if not isinstance(currency, str) or not is_currency(currency):
         raise UnknownCurrency(f"unknown currency {currency!r}")
     return get_currency_precision(currency)
+
+
+def check_invoiceable(currency: str) -> None:
+    """Raise UnknownCurrency unless `currency` is an ISO 4217 code one can bill in."""
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isupper() \
+            or not is_currency(currency):
+        raise UnknownCurrency(f"unknown ISO 4217 currency {currency!r}")
+    if currency in NOT_INVOICEABLE:
+        raise UnknownCurrency(f"{currency!r} is an ISO 4217 code but not a currency one can "
+                              f"invoice in")
 
 
 def to_decimal(value: object) -> Decimal:
@@ -53,7 +69,6 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
     """Round half-up to the currency's minor units (2.345 USD -> 2.35)."""
     exponent = Decimal(1).scaleb(-minor_units(currency))
     return amount.quantize(exponent, rounding=ROUND_HALF_UP, context=EXACT_QUANTIZE)
-
 
 
 def normalize_quantity(value: Decimal) -> Decimal:

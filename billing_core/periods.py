@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 _PERIOD_RE = re.compile(PERIOD_PATTERN)
@@ -57,3 +57,30 @@ class BillingPeriod:
 
     def __str__(self) -> str:
         return f"{self.year:04d}-{self.month:02d}"
+
+    @classmethod
+    def containing(cls, moment: datetime | date) -> BillingPeriod:
+        return cls(moment.year, moment.month)
+
+    def shift(self, months: int) -> BillingPeriod:
+        """The period `months` later (earlier when negative)."""
+        index = self.year * 12 + (self.month - 1) + months
+        return BillingPeriod(index // 12, index % 12 + 1)
+
+    def grace_ends(self, grace_days: int) -> datetime:
+        """When the grace period after this cycle ends (naive UTC)."""
+        return self.end + timedelta(days=grace_days)
+
+    def state(self, now: datetime, grace_days: int) -> str:
+        """'future', 'open', 'grace' (ended, still in its grace period) or 'closed'."""
+        if now < self.start:
+            return "future"
+        if now < self.end:
+            return "open"
+        if now < self.grace_ends(grace_days):
+            return "grace"
+        return "closed"
+
+    def long_name(self) -> str:
+        """'October 2026'."""
+        return self.start.strftime("%B %Y")

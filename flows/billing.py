@@ -1,118 +1,110 @@
-"""Flow: bill one cycle — measure usage, price and record invoices, render them."""
+"""Flow: draft one month's invoices — measure usage, price, record drafts, render them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
-from prefect.utilities.annotations import unmapped
 
-from billing_core.billing import draft_invoices, grand_total, usage_rows
-from billing_core.catalog import Catalog
-from billing_core.catalog_store import load_catalog
-from billing_core.invoice import Invoice
-from billing_core.invoice_store import RecordedInvoice, record_invoices
-from billing_core.metering import PeriodUsage, measure_period
 from billing_core.periods import BillingPeriod
-from billing_core.render.batch import render_batch, render_in_processes, split_batches
-from billing_core.runs import finish_run, start_run
-from flows.common import (
-    DB_RETRIES,
-    DB_RETRY_DELAYS,
-    NEVER_CACHE,
-    Period,
-    engine,
-    retry_on_transient_db_error,
-)
+from billing_core.services.drafting import DraftResult, draft_period
+from billing_core.services.rendering import RenderReport, render_documents
+from billing_core.services.runs import RunHandle, billing_run
+from flows.common import DB_TASK, NEVER_CACHE, Period, clock, unit_of_work
 from flows.render_runner import RenderPlan, Runner, resolve_plan
-
-DB_TASK = {"retries": DB_RETRIES, "retry_delay_seconds": DB_RETRY_DELAYS,
-           "retry_condition_fn": retry_on_transient_db_error, **NEVER_CACHE}
+from flows.reporting import log_draft, log_render, money_dict, publish_draft
 
 
-@task(name="aggregate-usage", **DB_TASK)
-def aggregate_usage(period: str, customers: list[str] | None) -> tuple[Catalog, PeriodUsage]:
-    """Every active subscription's usage per meter, aggregated in the database."""
-    db = engine()
-    catalog = load_catalog(db)
-    return catalog, measure_period(db, catalog, BillingPeriod.parse(period), customers)
+class SubscriptionsNotBilled(RuntimeError):
+    """Some subscriptions could not be billed; the others were."""
 
 
-@task(name="price-invoices", **DB_TASK)
-def price_invoices(catalog: Catalog, usage: PeriodUsage, run_id: int) -> list[RecordedInvoice]:
-    """Price each subscription's usage and record its invoice (numbered once)."""
-    return record_invoices(engine(), draft_invoices(catalog, usage), run_id)
+@task(name="draft-invoices", **DB_TASK)
+def draft_invoices(period: str, customers: list[str] | None, run_id: int) -> DraftResult:
+    """Measure every active subscription's usage and create or update its draft invoice."""
+    return draft_period(unit_of_work(), clock(), BillingPeriod.parse(period), customers,
+                        run_id)
 
 
-@task(name="render-invoices", **NEVER_CACHE)
-def render_locally(recorded: list[RecordedInvoice], out_dir: str, workers: int) -> int:
-    """Write HTML, PDF and JSON for every invoice: in this process, or in batches over a
-    local pool of `workers` processes."""
-    invoices = [r.invoice for r in recorded]
-    if workers <= 1:
-        render_batch(invoices, out_dir)
-    else:
-        render_in_processes(invoices, out_dir, workers)
-    return len(invoices)
+@task(name="render-documents", **NEVER_CACHE)
+def render_local(out_dir: str, plan: RenderPlan, periods: list[str]) -> RenderReport:
+    """Write the files of every document whose content changed or whose files are missing,
+    in this process or a local pool of processes."""
+    return render_documents(unit_of_work(), clock(), Path(out_dir), plan.renderer(),
+                            periods=periods)
 
 
-@task(name="render-invoice-batch", **NEVER_CACHE)
-def render_invoice_batch(invoices: list[Invoice], out_dir: str) -> list[str]:
-    """One batch of invoices, rendered on a Dask worker with that worker's renderer."""
-    return render_batch(invoices, out_dir)
+def render(out_dir: str, plan: RenderPlan, periods: list[str]) -> RenderReport:
+    """Render locally as one task, or on Dask as one task per batch."""
+    if plan.runner == "dask":
+        return render_documents(unit_of_work(), clock(), Path(out_dir), plan.renderer(),
+                                periods=periods)
+    return render_local(out_dir, plan, periods)
 
 
-def render_on_dask(recorded: list[RecordedInvoice], out_dir: str, plan: RenderPlan) -> int:
-    """Batches as Prefect tasks on an existing Dask cluster (files land in `out_dir` as the
-    workers see it: give them a shared folder)."""
-    from prefect_dask import DaskTaskRunner
-
-    batches = split_batches([r.invoice for r in recorded], plan.workers)
-    with DaskTaskRunner(address=plan.dask_address) as runner:
-        futures = runner.map(render_invoice_batch,
-                             {"invoices": batches, "out_dir": unmapped(out_dir)})
-        return sum(len(future.result()) for future in futures)
+def record(run: RunHandle, result: DraftResult, report: RenderReport) -> None:
+    run.values.update(
+        subscriptions=result.subscriptions, invoices_created=result.created,
+        invoices_updated=result.updated, invoices_unchanged=result.unchanged,
+        documents_rendered=report.rendered, totals=money_dict(result.totals),
+        skipped=result.skipped, late_usage=result.late_report(),
+        failures=result.failures or None)
+    if len(result.totals) == 1:
+        currency, total = next(iter(result.totals.items()))
+        run.values.update(currency=currency, total=total)
+    if result.failures:
+        run.status = "partial"
 
 
 @flow(name="bill-cycle")
 def bill_cycle(period: Period, customers: list[str] | None = None,
                out_dir: str = "invoices", runner: Runner | None = None,
                workers: int | None = None, dask_address: str | None = None) -> dict:
-    """Bill one calendar month (UTC) for every active subscription, or only `customers`.
-    Invoices render where `runner` says (default: BILLING_RUNNER, else in this process)."""
+    """Draft one month's invoices: measure usage, price it, and create or update a draft
+    (no number yet) for every active subscription; late usage of finalized months is
+    placed per the catalog's late_usage policy. Issued invoices are never changed.
+
+    Args:
+        period: Billing month to draft, YYYY-MM (e.g. 2026-10). It may still be open.
+        customers: Only these customer ids; leave empty for every customer.
+        out_dir: Folder for the documents, on the machine that runs the flow; drafts go to
+            <out_dir>/<period>/drafts/.
+        runner: Where documents render: in-process, processes or dask. Empty means the
+            BILLING_RUNNER setting, else in-process.
+        workers: Processes in the local pool (runner processes), or Dask workers to cut
+            batches for. Empty means BILLING_WORKERS, else the CPU count.
+        dask_address: Scheduler address of an existing Dask cluster for runner dask, e.g.
+            tcp://10.0.0.5:8786. Empty means BILLING_DASK_ADDRESS.
+    """
     logger = get_run_logger()
     plan = resolve_plan(runner, workers, dask_address)
-    db = engine()
-    run_id = start_run(db, period, customers, str(flow_run.get_id() or "") or None)
-    try:
-        catalog, usage = aggregate_usage(period, customers)
-        for meter, why in usage.skipped_by_meter().items():
-            logger.warning("meter %s: events not counted: %s missing the property, %s not a "
-                           "number", meter, why["missing_property"], why["not_a_number"])
-        recorded = price_invoices(catalog, usage, run_id)
-        logger.info("rendering %s invoice(s) %s", len(recorded), plan.describe())
-        if plan.runner == "dask":
-            render_on_dask(recorded, out_dir, plan)
-        else:
-            render_locally(recorded, out_dir, plan.workers)
-    except BaseException as exc:
-        finish_run(db, run_id, "failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    counts = {s: sum(1 for r in recorded if r.status == s)
-              for s in ("created", "updated", "unchanged")}
-    total = grand_total(r.invoice for r in recorded)
-    finish_run(db, run_id, "completed", subscriptions=len(usage.subscriptions),
-               currency=catalog.currency, total=total, skipped=usage.skipped_by_meter(),
-               **counts)
-    create_table_artifact(table=usage_rows(recorded, usage),
-                          key=f"usage-{period}",
-                          description=f"Usage and charges per customer for {period}")
-    logger.info("billed %s: %s invoice(s) (%s), total %s %s, files in %s", period,
-                len(recorded), ", ".join(f"{k} {v}" for k, v in counts.items()), total,
-                catalog.currency, Path(out_dir) / period)
-    return {"period": period, "billing_run_id": run_id, "invoices": len(recorded), **counts,
-            "currency": catalog.currency, "total": format(total, "f"),
-            "out_dir": str(Path(out_dir) / period),
-            "invoice_numbers": [r.invoice.invoice_number for r in recorded]}
+    target = BillingPeriod.parse(period)
+    out = str(Path(out_dir).resolve())
+    with billing_run(unit_of_work(), clock(), "draft", period, customers,
+                     str(flow_run.get_id() or "") or None) as run:
+        result = draft_invoices(period, customers, run.run_id)
+        log_draft(result)
+        logger.info("rendering %s", plan.describe())
+        lookback = {result.period, *(item.period for item in result.late)}
+        report = render(out, plan, sorted(lookback))
+        log_render(report)
+        record(run, result, report)
+    publish_draft(result, report, out)
+    logger.info("drafted %s: %s draft(s) (%s new, %s revised, %s unchanged), %s already "
+                "issued, totals %s; files in %s", period, result.drafts, result.created,
+                result.updated, result.unchanged, result.issued, money_dict(result.totals),
+                Path(out) / period / "drafts")
+    summary = {"period": str(target), "billing_run_id": run.run_id, "drafts": result.drafts,
+               "created": result.created, "updated": result.updated,
+               "unchanged": result.unchanged, "removed": result.removed,
+               "issued": result.issued, "rendered": report.rendered,
+               "totals": money_dict(result.totals),
+               "late_usage": [item.as_dict() for item in result.late],
+               "failures": result.failures, "out_dir": str(Path(out) / period)}
+    if result.failures:
+        raise SubscriptionsNotBilled(
+            f"{len(result.failures)} subscription(s) could not be billed (the others were): "
+            + "; ".join(f"{f['subscription']} ({f['customer']}): {f['reason']}"
+                        for f in result.failures[:5]))
+    return summary

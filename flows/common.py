@@ -1,4 +1,5 @@
-"""Shared pieces for the flows: the database, the retry policy, typed parameters."""
+"""Shared pieces for the flows: the database, the clock, the retry policy, typed
+parameters."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 from sqlalchemy import Engine
 
+from billing_core.clock import Clock, default_clock
 from billing_core.db.engine import get_engine
 from billing_core.db.errors import is_transient
 from billing_core.db.migrate import ensure_schema
 from billing_core.periods import PERIOD_PATTERN
+from billing_core.services.unit_of_work import SqlUnitOfWork
 
-Period = Annotated[str, Field(pattern=PERIOD_PATTERN, description="Billing month, YYYY-MM",
-                              examples=["2026-10"])]
+Period = Annotated[str, Field(pattern=PERIOD_PATTERN, examples=["2026-10"])]
 
 DB_RETRIES = 3
 DB_RETRY_DELAYS = [2, 10, 30]
@@ -38,6 +40,15 @@ def engine() -> Engine:
     return db
 
 
+def unit_of_work() -> SqlUnitOfWork:
+    return SqlUnitOfWork(engine())
+
+
+def clock() -> Clock:
+    """The system clock, or BILLING_NOW when set (tests, demos)."""
+    return default_clock()
+
+
 def retry_on_transient_db_error(_task: Any, _task_run: Any, state: Any) -> bool:
     """Prefect retry condition: retry only lost connections, locks and the like."""
     try:
@@ -45,3 +56,7 @@ def retry_on_transient_db_error(_task: Any, _task_run: Any, state: Any) -> bool:
     except Exception as exc:  # the task's own exception, re-raised by result()
         return is_transient(exc)
     return False
+
+
+DB_TASK: dict[str, Any] = {"retries": DB_RETRIES, "retry_delay_seconds": DB_RETRY_DELAYS,
+                           "retry_condition_fn": retry_on_transient_db_error, **NEVER_CACHE}

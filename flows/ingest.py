@@ -5,21 +5,14 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from billing_core.ingest.service import IngestReport, ingest_paths
-from flows.common import (
-    DB_RETRIES,
-    DB_RETRY_DELAYS,
-    NEVER_CACHE,
-    engine,
-    retry_on_transient_db_error,
-)
+from billing_core.services.ingest import IngestReport, ingest_paths
+from flows.common import DB_TASK, clock, unit_of_work
 
 
-@task(name="ingest-files", retries=DB_RETRIES, retry_delay_seconds=DB_RETRY_DELAYS,
-      retry_condition_fn=retry_on_transient_db_error, **NEVER_CACHE)
+@task(name="ingest-files", **DB_TASK)
 def ingest_files(paths: list[str]) -> IngestReport:
     """Stream the files into the events table in chunks (re-running is harmless)."""
-    return ingest_paths(engine(), paths)
+    return ingest_paths(unit_of_work(), list(paths), clock())
 
 
 def report_markdown(report: IngestReport) -> str:
@@ -39,8 +32,14 @@ def report_markdown(report: IngestReport) -> str:
 
 @flow(name="ingest-events", log_prints=True)
 def ingest_events(paths: list[str]) -> dict:
-    """Ingest event files or folders; fails if any input could not be read (after storing
-    everything that could)."""
+    """Ingest event files or folders; every record ends ingested, duplicate or rejected
+    (quarantined with its reason). Fails if an input could not be read, after storing
+    everything that could.
+
+    Args:
+        paths: Files or folders on the machine that runs the flow (.jsonl, .ndjson, .json,
+            .csv, optionally .gz, and .parquet); folders are read recursively.
+    """
     logger = get_run_logger()
     report = ingest_files(paths)
     total = report.total

@@ -1,10 +1,9 @@
-"""Flow: the scheduled monthly run — ingest the inbox, then bill the month just ended."""
+"""Flow: the scheduled monthly run — ingest the inbox, then draft the month just ended."""
 
 from __future__ import annotations
 
 import os
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -12,7 +11,7 @@ from prefect import flow, get_run_logger
 from billing_core.ingest.readers import expand_paths
 from billing_core.periods import BillingPeriod
 from flows.billing import bill_cycle
-from flows.common import Period
+from flows.common import Period, clock
 from flows.ingest import ingest_events
 
 
@@ -23,21 +22,29 @@ def inbox_dir() -> Path:
 @flow(name="monthly-billing")
 def monthly_billing(period: Period | None = None, out_dir: str = "invoices") -> dict:
     """Ingest every file in the inbox (BILLING_INBOX, default ./inbox), move the files that
-    were read to inbox/processed/, then bill `period` (default: the last closed month)."""
+    were read to inbox/processed/<time>/, then draft the month's invoices. Finalizing
+    (numbers, issue dates) is the finalize-invoices flow, after the grace period.
+
+    Args:
+        period: Billing month to draft, YYYY-MM. Empty means the last closed month (so the
+            run on the 1st drafts the month that just ended).
+        out_dir: Folder for the documents, on the machine that runs the flow.
+    """
     logger = get_run_logger()
     inbox = inbox_dir()
-    billed = period or str(BillingPeriod.last_closed())
+    now = clock().now()
+    billed = period or str(BillingPeriod.last_closed(now))
     files, _ = expand_paths([inbox]) if inbox.is_dir() else ([], [])
     files = [f for f in files if "processed" not in f.relative_to(inbox).parts]
     ingested = None
     if files:
         ingested = ingest_events([str(f) for f in files])
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        stamp = now.strftime("%Y%m%dT%H%M%SZ")
         for f in files:
             target = inbox / "processed" / stamp / f.relative_to(inbox)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(f), target)
     else:
-        logger.info("inbox %s has no event files", inbox)
+        logger.info("inbox %s has no event files", inbox.resolve())
     result = bill_cycle(billed, out_dir=out_dir)
     return {"ingested": ingested, "billed": result}

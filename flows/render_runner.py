@@ -1,4 +1,4 @@
-"""Where bill_cycle renders invoices: in this process, a local process pool, or a Dask cluster.
+"""Where documents render: in this process, a local process pool, or a Dask cluster.
 
 Chosen per run (flow parameters) or by setting (environment, read at run time):
 
@@ -11,8 +11,21 @@ Chosen per run (flow parameters) or by setting (environment, read at run time):
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
+
+from prefect import task
+
+from billing_core.render.batch import (
+    Rendered,
+    RenderJob,
+    render_batch,
+    render_in_processes,
+    split_batches,
+)
+from billing_core.services.rendering import Renderer
+from flows.common import NEVER_CACHE
 
 Runner = Literal["in-process", "processes", "dask"]
 RUNNERS: tuple[str, ...] = get_args(Runner)
@@ -35,6 +48,16 @@ class RenderPlan:
         if self.runner == "processes":
             return f"in a local pool of {self.workers} process(es)"
         return f"on the Dask cluster at {self.dask_address}"
+
+    def renderer(self) -> Renderer:
+        """The function that renders a list of jobs where this plan says."""
+        if self.runner == "in-process":
+            return render_batch
+        if self.runner == "processes":
+            workers = self.workers
+            return lambda jobs: (render_batch(jobs) if workers <= 1
+                                 else render_in_processes(jobs, workers))
+        return lambda jobs: render_on_dask(jobs, self)
 
 
 def _int_setting(value: str | int | None, name: str) -> int | None:
@@ -67,3 +90,20 @@ def resolve_plan(runner: str | None = None, workers: int | None = None,
         raise RunnerSettingError("runner 'dask' needs the scheduler address of an existing "
                                  "cluster: the dask_address parameter or BILLING_DASK_ADDRESS")
     return RenderPlan("dask", count or DASK_DEFAULT_WORKERS, address)
+
+
+@task(name="render-document-batch", **NEVER_CACHE)
+def render_document_batch(jobs: list[RenderJob]) -> list[Rendered]:
+    """One batch of documents, rendered on a Dask worker with that worker's renderer."""
+    return render_batch(jobs)
+
+
+def render_on_dask(jobs: Sequence[RenderJob], plan: RenderPlan) -> list[Rendered]:
+    """Batches as Prefect tasks on an existing Dask cluster (files land where the jobs say,
+    as the workers see it: give them a shared folder)."""
+    from prefect_dask import DaskTaskRunner
+
+    batches = split_batches(list(jobs), plan.workers)
+    with DaskTaskRunner(address=plan.dask_address) as runner:
+        futures = runner.map(render_document_batch, {"jobs": batches})
+        return [item for future in futures for item in future.result()]

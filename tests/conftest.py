@@ -8,6 +8,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 # Prefect reads its settings at import: an isolated home, no analytics, a patient start.
@@ -21,9 +22,15 @@ import pytest  # noqa: E402
 from sqlalchemy import Engine, create_engine, text  # noqa: E402
 
 from billing_core.catalog import Catalog, load_catalog_file, parse_catalog  # noqa: E402
-from billing_core.catalog_store import apply_catalog  # noqa: E402
+from billing_core.catalog.yaml_loader import load_yaml  # noqa: E402
+from billing_core.clock import FixedClock  # noqa: E402
 from billing_core.db.engine import get_engine  # noqa: E402
 from billing_core.db.migrate import upgrade  # noqa: E402
+from billing_core.services import ingest as ingest_service  # noqa: E402
+from billing_core.services.catalog import apply_catalog  # noqa: E402
+from billing_core.services.catalog import load_catalog as load_stored_catalog  # noqa: E402
+from billing_core.services.metering import measure_period as measure_service  # noqa: E402
+from billing_core.services.unit_of_work import SqlUnitOfWork  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 EXAMPLES = Path(__file__).parents[1] / "examples"
@@ -86,22 +93,57 @@ def demo_catalog() -> Catalog:
     return load_catalog_file(EXAMPLES / "catalog.yaml")
 
 
+# November 10, 2026: October is closed and past its grace period.
+CLOCK = FixedClock(datetime(2026, 11, 10, 12, 0, 0))
+
+
+def uow(engine: Engine) -> SqlUnitOfWork:
+    return SqlUnitOfWork(engine)
+
+
+def apply(engine: Engine, catalog: Catalog, prune: bool = False):
+    """Apply a catalog as `billing catalog apply` does."""
+    return apply_catalog(SqlUnitOfWork(engine), catalog, "test catalog", CLOCK, prune)
+
+
+def ingest(engine: Engine, paths, clock=CLOCK, **options):
+    """Ingest files as `billing ingest` does."""
+    return ingest_service.ingest_paths(SqlUnitOfWork(engine), list(paths), clock, **options)
+
+
+def list_quarantine(engine: Engine, status: str | None = "pending", limit: int | None = 100,
+                    reason: str | None = None):
+    return ingest_service.list_quarantine(SqlUnitOfWork(engine), status, limit, reason)
+
+
+def replay_quarantine(engine: Engine):
+    return ingest_service.replay_quarantine(SqlUnitOfWork(engine), CLOCK)
+
+
+def load_catalog(engine: Engine) -> Catalog:
+    return load_stored_catalog(SqlUnitOfWork(engine))
+
+
+def measure_period(engine: Engine, catalog: Catalog, period, customers=None):
+    return measure_service(SqlUnitOfWork(engine), period, customers, catalog)
+
+
 @pytest.fixture
 def acme(engine: Engine, issue_catalog: Catalog) -> Engine:
     """The database with the issue's example catalog applied."""
-    apply_catalog(engine, issue_catalog)
+    apply(engine, issue_catalog)
     return engine
+
+
+def catalog_document(**overrides) -> dict:
+    document = load_yaml((DATA / "issue_catalog.yaml").read_bytes())
+    document.update(overrides)
+    return document
 
 
 def catalog_with(**overrides) -> Catalog:
     """The issue's catalog document with top-level sections replaced."""
-    import yaml
-
-    from billing_core.catalog import _DecimalLoader
-
-    document = yaml.load((DATA / "issue_catalog.yaml").read_text(), Loader=_DecimalLoader)
-    document.update(overrides)
-    return parse_catalog(document)
+    return parse_catalog(catalog_document(**overrides))
 
 
 def write_jsonl(path: Path, events: list[dict | str]) -> Path:

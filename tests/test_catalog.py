@@ -1,15 +1,13 @@
 from decimal import Decimal
 
 import pytest
-import yaml
 
-from billing_core.catalog import CatalogError, _DecimalLoader, load_catalog_file, parse_catalog
-from billing_core.catalog_store import apply_catalog, load_catalog
-from tests.conftest import DATA, catalog_with
+from billing_core.catalog import CatalogError, load_catalog_file, parse_catalog
+from tests.conftest import DATA, apply, catalog_document, catalog_with, load_catalog
 
 
 def _doc() -> dict:
-    return yaml.load((DATA / "issue_catalog.yaml").read_text(), Loader=_DecimalLoader)
+    return catalog_document()
 
 
 def test_issue_example_is_accepted_as_written(issue_catalog):
@@ -110,29 +108,27 @@ def test_apply_round_trips_exactly_and_is_idempotent(engine):
     doc["meters"][0]["filter"]["conditions"].append(
         {"key": "latency_ms", "operator": "less_than", "value": Decimal("250.5")})
     catalog = parse_catalog(doc)
-    apply_catalog(engine, catalog)
+    apply(engine, catalog)
     stored = load_catalog(engine)
     assert _by_key(stored) == _by_key(catalog)
     value = stored.meter("api_calls").filter.conditions[1].value
     assert isinstance(value, Decimal) and value == Decimal("250.5")
-    apply_catalog(engine, catalog)  # applying again changes nothing
+    apply(engine, catalog)  # applying again changes nothing
     assert _by_key(load_catalog(engine)) == _by_key(catalog)
 
 
-def test_a_failing_apply_leaves_the_database_unchanged(engine, issue_catalog):
-    from dataclasses import replace
-
+def test_a_refused_apply_leaves_the_database_unchanged(engine, issue_catalog):
     from sqlalchemy import text
-    from sqlalchemy.exc import IntegrityError
 
-    apply_catalog(engine, issue_catalog)
-    # Bypass validation so that the database itself refuses the last write (a foreign key):
-    # the renamed customer, written earlier in the same apply, must be rolled back too.
-    broken = replace(
-        issue_catalog,
-        customers=(replace(issue_catalog.customers[0], name="Acme Renamed"),),
-        subscriptions=(replace(issue_catalog.subscriptions[0], product="missing"),))
-    with pytest.raises(IntegrityError):
-        apply_catalog(engine, broken)
+    apply(engine, issue_catalog)
+    # Valid on its own, but its new subscription overlaps one applied earlier on the same
+    # meters: refused as a whole, so the renamed customer is not applied either.
+    doc = _doc()
+    doc["customers"][0]["name"] = "Acme Renamed"
+    doc["subscriptions"] = [{"id": "sub_second", "customer": "cus_acme", "product": "pro",
+                             "start": "2026-06-01"}]
+    with pytest.raises(CatalogError, match=r"subscriptions\[0\]: overlaps sub_acme_pro"):
+        apply(engine, parse_catalog(doc))
     with engine.connect() as conn:
         assert conn.execute(text("SELECT name FROM customer")).scalar_one() == "Acme Corp"
+    assert load_catalog(engine).customer("cus_acme").name == "Acme Corp"

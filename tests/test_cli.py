@@ -95,3 +95,60 @@ def test_run_refuses_runner_settings_that_cannot_work(cli):
     assert dask.exit_code == 1 and "needs the scheduler address" in dask.output
     threads = cli("run", "--period", "2026-10", "--runner", "threads")
     assert threads.exit_code == 1 and "not one of in-process, processes, dask" in threads.output
+
+
+def test_invoice_commands_without_a_flow(cli, tmp_path, monkeypatch):
+    """list, show, pay, void, credit, preview, usage and runs call the use cases directly."""
+    from billing_core.clock import FixedClock
+    from billing_core.db.engine import get_engine
+    from billing_core.periods import BillingPeriod
+    from billing_core.services.finalizing import finalize_period
+    from billing_core.services.unit_of_work import SqlUnitOfWork
+
+    monkeypatch.setenv("BILLING_NOW", "2026-11-10T09:00:00Z")
+    cli("catalog", "apply", DATA / "issue_catalog.yaml")
+    path = write_jsonl(tmp_path / "e.jsonl", [
+        {"event_id": f"e{i}", "customer_id": "cus_acme", "event_name": "api.call",
+         "timestamp": "2026-10-05T00:00:00Z",
+         "metadata": {"method": "POST", "endpoint": "/v1/x"}} for i in range(1200)])
+    assert cli("ingest", path).exit_code == 0
+    engine = get_engine()
+    finalize_period(SqlUnitOfWork(engine), FixedClock(__import__("datetime").datetime(
+        2026, 11, 10)), BillingPeriod.parse("2026-10"))
+
+    listed = cli("invoices", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert [(r["reference"], r["status"], r["total"]) for r in rows] == \
+        [("INV-2026-000001", "finalized", "53.00")]          # 49 + 200 x 0.02
+    shown = cli("invoices", "show", "INV-2026-000001")
+    assert "API calls" in shown.output and "$53.00" in shown.output
+    paid = cli("invoices", "pay", "INV-2026-000001", "--date", "2026-11-12",
+               "--reference", "wire 7")
+    assert paid.exit_code == 0 and "paid on 2026-11-12" in paid.output
+    refused = cli("invoices", "void", "INV-2026-000001", "--reason", "oops")
+    assert refused.exit_code == 1 and "paid and cannot be voided" in refused.output
+    credited = cli("invoices", "credit", "INV-2026-000001", "--reason", "goodwill",
+                   "--line", "2", "--out", tmp_path / "docs")
+    assert credited.exit_code == 0, credited.output
+    assert "credit note CN-2026-000001 issued" in credited.output
+    assert (tmp_path / "docs" / "2026-10" / "CN-2026-000001.pdf").exists()
+    missing = cli("invoices", "show", "INV-2099-000001")
+    assert missing.exit_code == 1 and "no invoice, credit note or draft" in missing.output
+    preview = cli("preview", "--customer", "cus_acme", "--json")
+    assert preview.exit_code == 0 and json.loads(preview.stdout)[0]["period"]["label"] == \
+        "2026-11"
+    usage = cli("usage", "--customer", "cus_acme", "--from", "2026-10-01", "--to",
+                "2026-11-01", "--meter", "api_calls", "--json")
+    assert json.loads(usage.stdout)[0]["quantity"] == "1200"
+    bad = cli("usage", "--customer", "cus_acme", "--from", "2026-10-05", "--to", "2026-10-01")
+    assert bad.exit_code == 1 and "must be after" in bad.output
+    assert "Traceback" not in bad.output
+
+
+def test_finalize_refuses_a_month_in_grace_without_starting_a_flow(cli, monkeypatch):
+    monkeypatch.setenv("BILLING_NOW", "2026-11-02T09:00:00Z")
+    cli("catalog", "apply", DATA / "issue_catalog.yaml")
+    result = cli("invoices", "finalize", "--period", "2026-10")
+    assert result.exit_code == 1
+    assert "inside its grace period" in result.output and "--force" in result.output

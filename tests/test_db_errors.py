@@ -23,10 +23,10 @@ def test_lost_or_refused_connections_are_transient():
 
 def test_constraint_and_sql_errors_are_not(engine):
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO catalog_setting (key, value) VALUES ('k', 'v')"))
-    duplicate = _error(engine, "INSERT INTO catalog_setting (key, value) VALUES ('k', 'v')")
+        conn.execute(text("INSERT INTO number_sequence (series, last_value) VALUES ('k', 1)"))
+    duplicate = _error(engine, "INSERT INTO number_sequence (series, last_value) VALUES ('k', 1)")
     assert isinstance(duplicate, IntegrityError) and not is_transient(duplicate)
-    bad_sql = _error(engine, "SELECT no_such_column FROM catalog_setting")
+    bad_sql = _error(engine, "SELECT no_such_column FROM number_sequence")
     assert isinstance(bad_sql, OperationalError | ProgrammingError)
     assert not is_transient(bad_sql)
     assert not is_transient(None)

@@ -20,3 +20,42 @@ def test_commands_bring_an_empty_database_up_to_date(db_url):
     ensure_schema(db)
     assert current_revision(db) == head_revision()
     ensure_schema(db)  # idempotent
+
+
+def test_a_revision_0001_database_keeps_its_catalog_and_invoices(db_url):
+    """Upgrading a database from the first schema: the catalog becomes a catalog version,
+    and its invoices (numbered drafts in 0001) become drafts."""
+    from sqlalchemy import text
+
+    from billing_core.db.engine import get_engine
+    from billing_core.db.migrate import upgrade
+    from tests.conftest import load_catalog
+
+    db = get_engine(db_url)
+    upgrade(db, "0001")
+    with db.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO catalog_setting VALUES ('currency', 'USD'), "
+            "('seller', '{\"name\": \"S\", \"email\": \"\", \"address\": \"\"}')"))
+        conn.execute(text("INSERT INTO meter VALUES ('calls', 'Calls', '', 'api.call', "
+                          "'count', NULL, 'calls', NULL)"))
+        conn.execute(text("INSERT INTO product VALUES ('pro', 'Pro', '', '49.00')"))
+        conn.execute(text("INSERT INTO charge (product_key, meter_key, position, "
+                          "price_per_unit, free_threshold) VALUES ('pro', 'calls', 0, "
+                          "'0.02', '1000')"))
+        conn.execute(text("INSERT INTO customer VALUES ('c1', 'C1', 'c1@x.test', '')"))
+        conn.execute(text("INSERT INTO subscription VALUES ('s1', 'c1', 'pro', '2026-01-01', "
+                          "NULL)"))
+        conn.execute(text(
+            "INSERT INTO invoice (invoice_number, subscription_id, customer_id, period, "
+            "sequence, currency, subtotal, total, issue_date, content_hash, document, "
+            "revision, created_at, updated_at) VALUES ('INV-202610-00001', 's1', 'c1', "
+            "'2026-10', 1, 'USD', '49.00', '49.00', '2026-11-01', 'abc', '{}', 1, "
+            "'2026-11-01 00:00:00', '2026-11-01 00:00:00')"))
+    upgrade(db)
+    catalog = load_catalog(db)
+    assert str(catalog.product("pro").charges[0].price_per_unit) == "0.02"
+    assert [s.id for s in catalog.subscriptions] == ["s1"]
+    with db.connect() as conn:
+        rows = conn.execute(text("SELECT draft_ref, status, number FROM document")).all()
+    assert [tuple(r) for r in rows] == [("DRAFT-INV-202610-00001", "draft", None)]

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from billing_core.catalog import Charge, Meter, Product
-from billing_core.pricing import price_charge, price_lines, subtotal
+from billing_core.pricing import price_charge, price_lines
 
 D = Decimal
 
@@ -42,9 +42,9 @@ def test_total_is_the_sum_of_rounded_lines():
         Charge(meter="a", price_per_unit=D("0.005")),  # 1 x 0.005 = 0.005 -> 0.01
         Charge(meter="b", price_per_unit=D("0.005")),
     ))
-    lines = price_lines(product, meters, {"a": D(1), "b": D(1)}, "USD")
+    lines = price_lines(product, meters, {"a": D(1), "b": D(1)}, "USD", "2026-10")
     assert [line.amount for line in lines] == [D("49.00"), D("0.01"), D("0.01")]
-    assert subtotal(lines) == D("49.02")  # not round(49.01) from unrounded 0.005 + 0.005
+    assert sum(line.amount for line in lines) == D("49.02")  # not 49.01 from 0.005 + 0.005
 
 
 def test_floats_never_reach_pricing():

@@ -7,7 +7,7 @@ import sqlite3
 from decimal import Decimal
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 from billing_core.db.types import dumps_exact, loads_exact
 from billing_core.money import EXACT
@@ -35,7 +35,21 @@ def _engine_for(url: str) -> Engine:
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "begin", _begin_sqlite)
     return engine
+
+
+WRITE = {"sqlite_begin": "IMMEDIATE"}
+"""Execution options for a connection that will write: on SQLite its transactions begin
+with BEGIN IMMEDIATE, taking the write lock before the first read, so that a look-up and
+the write that depends on it cannot interleave with another writer (the other waits)."""
+
+
+def _begin_sqlite(conn: Connection) -> None:
+    # pysqlite's own transaction handling is off (see _configure_sqlite): every transaction
+    # is begun here, so reads inside one transaction see one snapshot.
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def _exact(value: object) -> Decimal:
@@ -90,6 +104,7 @@ def _decimal_cmp(left: object, right: object) -> int | None:
 
 
 def _configure_sqlite(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    dbapi_connection.isolation_level = None  # transactions are begun by _begin_sqlite
     dbapi_connection.create_function("decimal_cmp", 2, _decimal_cmp, deterministic=True)
     dbapi_connection.create_aggregate("decimal_sum", 1, _DecimalSum)
     dbapi_connection.create_aggregate("decimal_max", 1, _DecimalMax)

@@ -6,7 +6,16 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from billing_core.db.types import ExactDecimal, JsonDocument
@@ -17,58 +26,38 @@ def _utc(nullable: bool = False) -> Column:
     return Column(DateTime(timezone=False), nullable=nullable)
 
 
-class CatalogSetting(SQLModel, table=True):
-    __tablename__ = "catalog_setting"
-    key: str = Field(primary_key=True, max_length=64)
-    value: str = Field(sa_column=Column(Text, nullable=False))
+class CatalogVersionRow(SQLModel, table=True):
+    """Every applied catalog, whole: the newest row is the catalog in force."""
 
-
-class MeterRow(SQLModel, table=True):
-    __tablename__ = "meter"
-    key: str = Field(primary_key=True, max_length=64)
-    name: str = Field(max_length=256)
-    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    event_name: str = Field(max_length=256)
-    aggregation: str = Field(max_length=16)
-    over_property: str | None = Field(default=None, max_length=128)
-    unit: str = Field(default="", max_length=64)
-    filter: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDocument))
-
-
-class ProductRow(SQLModel, table=True):
-    __tablename__ = "product"
-    key: str = Field(primary_key=True, max_length=64)
-    name: str = Field(max_length=256)
-    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    base_price: Decimal = Field(sa_column=Column(ExactDecimal, nullable=False))
-
-
-class ChargeRow(SQLModel, table=True):
-    __tablename__ = "charge"
-    __table_args__ = (UniqueConstraint("product_key", "meter_key"),)
+    __tablename__ = "catalog_version"
     id: int | None = Field(default=None, primary_key=True)
-    product_key: str = Field(foreign_key="product.key", max_length=64)
-    meter_key: str = Field(foreign_key="meter.key", max_length=64)
-    position: int = 0
-    price_per_unit: Decimal = Field(sa_column=Column(ExactDecimal, nullable=False))
-    free_threshold: Decimal = Field(sa_column=Column(ExactDecimal, nullable=False))
+    applied_at: datetime = Field(sa_column=_utc())
+    source: str = Field(sa_column=Column(Text, nullable=False))
+    digest: str = Field(max_length=64)
+    document: dict[str, Any] = Field(sa_column=Column(JsonDocument, nullable=False))
 
 
 class CustomerRow(SQLModel, table=True):
+    """The catalog's customers as SQL sees them (events are checked against these)."""
+
     __tablename__ = "customer"
     id: str = Field(primary_key=True, max_length=128)
     name: str = Field(sa_column=Column(Text, nullable=False))
     email: str = Field(max_length=320)
     address: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    archived_at: datetime | None = Field(default=None, sa_column=_utc(True))
 
 
 class SubscriptionRow(SQLModel, table=True):
+    """The catalog's subscriptions as SQL sees them (metering joins events to these)."""
+
     __tablename__ = "subscription"
     id: str = Field(primary_key=True, max_length=128)
     customer_id: str = Field(foreign_key="customer.id", index=True, max_length=128)
-    product_key: str = Field(foreign_key="product.key", max_length=64)
+    product_key: str = Field(max_length=64)
     start_date: date
     end_date: date | None = None
+    archived_at: datetime | None = Field(default=None, sa_column=_utc(True))
 
 
 class EventRow(SQLModel, table=True):
@@ -78,6 +67,7 @@ class EventRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_event_customer_name_ts", "customer_id", "event_name", "ts"),
         Index("ix_event_name_ts", "event_name", "ts"),
+        Index("ix_event_ingested_at", "ingested_at"),
     )
     event_id: str = Field(primary_key=True, max_length=256)
     customer_id: str = Field(max_length=128)
@@ -111,42 +101,119 @@ class QuarantineRow(SQLModel, table=True):
 
 
 class BillingRunRow(SQLModel, table=True):
+    """One billing run (drafting or finalizing), whatever its outcome."""
+
     __tablename__ = "billing_run"
     id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(default="draft", max_length=16)
     period: str = Field(max_length=7, index=True)
     flow_run_id: str | None = Field(default=None, max_length=64)
     started_at: datetime = Field(sa_column=_utc())
     ended_at: datetime | None = Field(default=None, sa_column=_utc(True))
     status: str = Field(default="running", max_length=16)
+    pid: int | None = None
+    hostname: str | None = Field(default=None, max_length=255)
     customers: list[str] | None = Field(default=None, sa_column=Column(JsonDocument))
     subscriptions: int = 0
     invoices_created: int = 0
     invoices_updated: int = 0
     invoices_unchanged: int = 0
+    invoices_finalized: int = 0
+    credit_notes: int = 0
+    documents_rendered: int = 0
     currency: str | None = Field(default=None, max_length=3)
     total: Decimal | None = Field(default=None, sa_column=Column(ExactDecimal))
+    totals: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDocument))
     skipped: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDocument))
+    late_usage: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDocument))
+    failures: list[Any] | None = Field(default=None, sa_column=Column(JsonDocument))
     error: str | None = Field(default=None, sa_column=Column(Text))
 
 
-class InvoiceRow(SQLModel, table=True):
-    """One invoice per subscription per period; re-runs keep its number."""
+class DocumentRow(SQLModel, table=True):
+    """An invoice (draft, finalized, paid or void) or a credit note (issued).
 
-    __tablename__ = "invoice"
-    __table_args__ = (UniqueConstraint("subscription_id", "period",
-                                       name="uq_invoice_subscription_period"),)
-    invoice_number: str = Field(primary_key=True, max_length=32)
+    A draft has a draft reference and no number; finalization gives the number, the issue
+    and due dates, and freezes `content` (the JSON document); the files rendered from it
+    are recorded by their SHA-256 in `file_hashes` and never change again.
+    """
+
+    __tablename__ = "document"
+    __table_args__ = (
+        Index("uq_document_invoice_generation", "subscription_id", "period", "generation",
+              unique=True, sqlite_where=text("kind = 'invoice'"),
+              postgresql_where=text("kind = 'invoice'")),
+        Index("ix_document_period_status", "period", "status"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)
+    status: str = Field(max_length=16)
+    draft_ref: str | None = Field(default=None, max_length=64, unique=True)
+    number: str | None = Field(default=None, max_length=64, unique=True)
+    series: str | None = Field(default=None, max_length=64)
+    sequence: int | None = None
     subscription_id: str = Field(max_length=128)
     customer_id: str = Field(max_length=128, index=True)
-    period: str = Field(max_length=7, index=True)
-    sequence: int
+    period: str = Field(max_length=7)
+    generation: int = 1
+    reissue_of_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("document.id"), nullable=True))
+    superseded_by_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("document.id"), nullable=True))
+    credited_document_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("document.id"), nullable=True,
+                                       index=True))
     currency: str = Field(max_length=3)
     subtotal: Decimal = Field(sa_column=Column(ExactDecimal, nullable=False))
     total: Decimal = Field(sa_column=Column(ExactDecimal, nullable=False))
-    issue_date: date
-    content_hash: str = Field(max_length=64)
-    document: str = Field(sa_column=Column(Text, nullable=False))
-    billing_run_id: int | None = Field(default=None, foreign_key="billing_run.id")
+    amount_due: Decimal = Field(sa_column=Column(ExactDecimal, nullable=False))
+    issue_date: date | None = None
+    due_date: date | None = None
+    facts_hash: str = Field(max_length=64)
+    document_hash: str = Field(max_length=64)
     revision: int = 1
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    file_hashes: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDocument))
+    rendered_key: str | None = Field(default=None, max_length=64)
+    billing_run_id: int | None = Field(default=None, foreign_key="billing_run.id")
+    finalized_at: datetime | None = Field(default=None, sa_column=_utc(True))
+    paid_at: datetime | None = Field(default=None, sa_column=_utc(True))
+    paid_date: date | None = None
+    payment_reference: str | None = Field(default=None, sa_column=Column(Text))
+    voided_at: datetime | None = Field(default=None, sa_column=_utc(True))
+    void_reason: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(sa_column=_utc())
     updated_at: datetime = Field(sa_column=_utc())
+
+
+class NumberSequenceRow(SQLModel, table=True):
+    """The last number given in a gapless series (e.g. invoices of 2026)."""
+
+    __tablename__ = "number_sequence"
+    series: str = Field(primary_key=True, max_length=64)
+    last_value: int = 0
+
+
+class BilledUsageRow(SQLModel, table=True):
+    """What a finalized document billed of one meter for one usage period: the base that
+    late usage is measured against."""
+
+    __tablename__ = "billed_usage"
+    __table_args__ = (Index("ix_billed_usage_sub_period", "subscription_id", "usage_period"),)
+    id: int | None = Field(default=None, primary_key=True)
+    document_id: int = Field(foreign_key="document.id", index=True)
+    subscription_id: str = Field(max_length=128)
+    usage_period: str = Field(max_length=7)
+    meter: str = Field(max_length=64)
+    quantity: Decimal = Field(sa_column=Column(ExactDecimal, nullable=False))
+
+
+class LeaseRow(SQLModel, table=True):
+    """Who holds a named lock (the lock itself is the database's or the OS's)."""
+
+    __tablename__ = "lease"
+    name: str = Field(primary_key=True, max_length=64)
+    run_id: int | None = None
+    pid: int | None = None
+    hostname: str | None = Field(default=None, max_length=255)
+    acquired_at: datetime = Field(sa_column=_utc())

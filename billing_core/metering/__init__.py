@@ -1,5 +1,5 @@
-"""Metering: per-cycle aggregation of events in SQL, one service per aggregation."""
+"""Metering: usage per meter over windows of time, aggregated in SQL."""
 
-from billing_core.metering.aggregate import MeterUsage, PeriodUsage, measure_period
+from billing_core.metering.aggregate import MeterUsage, Usage, Window, measure, skipped_by_meter
 
-__all__ = ["MeterUsage", "PeriodUsage", "measure_period"]
+__all__ = ["MeterUsage", "Usage", "Window", "measure", "skipped_by_meter"]

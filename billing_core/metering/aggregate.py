@@ -1,27 +1,45 @@
-"""Measuring a billing cycle: every subscription's usage of each of its product's meters.
+"""Measuring usage: each meter aggregated over each window of time, in SQL.
 
-One GROUP BY over the cycle's events (joined to the subscriptions active in the cycle)
-computes all count/sum/max/unique_count meters at once, each meter an aggregate with its
-own FILTER (WHERE event_name AND filter); `last` meters need an ordering, so they take one
-window query. Nothing is aggregated in Python: on SQLite the exact decimal sum and max are
-SQL aggregate functions registered on the connection.
+A window is one customer's half-open time range [start, end) under a caller's key: a
+subscription's billing cycle, a preview up to now, a day of `billing usage --by day`, a
+past cycle re-measured for late usage. The windows travel to the database as one JSON
+parameter; one GROUP BY per set of meters computes every count/sum/max/unique_count meter
+of every window at once, each meter an aggregate with its own FILTER (WHERE event_name AND
+filter); `last` meters need an ordering and take one window query each. Nothing is
+aggregated in Python: on SQLite the exact decimal sum and max are SQL functions registered
+on the connection.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, text
 
-from billing_core.catalog import NUMERIC_AGGREGATIONS, Catalog, Meter, Subscription
+from billing_core.catalog.models import NUMERIC_AGGREGATIONS, Meter
+from billing_core.db.types import sqlite_datetime
 from billing_core.metering.json_sql import JsonSql, Params, json_sql
-from billing_core.periods import BillingPeriod
+
+
+@dataclass(frozen=True)
+class Window:
+    """Measure `meters` over one customer's events with start <= ts < end (naive UTC)."""
+
+    key: str
+    customer_id: str
+    start: datetime
+    end: datetime
+    meters: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class MeterUsage:
-    """One subscription's usage of one meter in one cycle."""
+    """One window's usage of one meter."""
 
     meter: str
     quantity: Decimal
@@ -30,31 +48,19 @@ class MeterUsage:
     skipped_not_number: int = 0
 
 
-@dataclass
-class PeriodUsage:
-    period: BillingPeriod
-    subscriptions: list[Subscription]
-    usage: dict[str, dict[str, MeterUsage]] = field(default_factory=dict)
-
-    def skipped_by_meter(self) -> dict[str, dict[str, int]]:
-        """Events not counted per meter and why (missing property / not a number)."""
-        totals: dict[str, dict[str, int]] = {}
-        for meters in self.usage.values():
-            for u in meters.values():
-                if u.skipped_missing or u.skipped_not_number:
-                    entry = totals.setdefault(u.meter, {"missing_property": 0, "not_a_number": 0})
-                    entry["missing_property"] += u.skipped_missing
-                    entry["not_a_number"] += u.skipped_not_number
-        return totals
+Usage = dict[str, dict[str, MeterUsage]]  # window key -> meter key -> usage
 
 
-def active_subscriptions(catalog: Catalog, period: BillingPeriod,
-                         customers: list[str] | None = None) -> list[Subscription]:
-    """Subscriptions that overlap the cycle, optionally only for some customers."""
-    chosen = set(customers) if customers else None
-    return [s for s in catalog.subscriptions
-            if s.start < period.end_date and (s.end is None or s.end > period.start_date)
-            and (chosen is None or s.customer in chosen)]
+def skipped_by_meter(usage: Iterable[Mapping[str, MeterUsage]]) -> dict[str, dict[str, int]]:
+    """Events not counted per meter and why (missing property / not a number)."""
+    totals: dict[str, dict[str, int]] = {}
+    for meters in usage:
+        for u in meters.values():
+            if u.skipped_missing or u.skipped_not_number:
+                entry = totals.setdefault(u.meter, {"missing_property": 0, "not_a_number": 0})
+                entry["missing_property"] += u.skipped_missing
+                entry["not_a_number"] += u.skipped_not_number
+    return totals
 
 
 def _predicate(sql: JsonSql, meter: Meter) -> str:
@@ -65,7 +71,7 @@ def _predicate(sql: JsonSql, meter: Meter) -> str:
 def _aggregate_columns(sql: JsonSql, index: int, meter: Meter) -> list[str]:
     """SELECT columns for one meter: q{i} quantity, n{i} matched, m{i} missing, x{i} NaN."""
     match = _predicate(sql, meter)
-    prop = meter.over_property
+    prop = meter.over_property or ""
     columns = [f"COUNT(*) FILTER (WHERE {match}) AS n{index}"]
     agg = meter.aggregation
     if agg == "count":
@@ -85,22 +91,26 @@ def _aggregate_columns(sql: JsonSql, index: int, meter: Meter) -> list[str]:
     return columns
 
 
-def _scope(sql: JsonSql, period: BillingPeriod, meters: list[Meter],
-           customers: list[str] | None) -> str:
-    """FROM/WHERE: the cycle's events of the meters' names, joined to the subscriptions
-    active in the cycle (selected by date in SQL, so any number of them fits)."""
-    p = sql.params
-    start, end = p.add(sql.timestamp(period.start)), p.add(sql.timestamp(period.end))
-    names = ", ".join(p.add(n) for n in sorted({m.event_name for m in meters}))
-    where = (f"FROM event e JOIN subscription s ON s.customer_id = e.customer_id "
-             f"WHERE e.ts >= {start} AND e.ts < {end} "
-             f"AND s.start_date < {p.add(period.end_date)} "
-             f"AND (s.end_date IS NULL OR s.end_date > {p.add(period.start_date)}) "
-             f"AND e.ts >= s.start_date AND (s.end_date IS NULL OR e.ts < s.end_date) "
-             f"AND e.event_name IN ({names})")
-    if customers:
-        where += f" AND s.customer_id IN ({', '.join(p.add(c) for c in customers)})"
-    return where
+def _windows_source(sql: JsonSql, windows: Sequence[Window]) -> str:
+    """A FROM item `w(k, c, s, e)` holding the windows, from one JSON parameter."""
+    stamp = sqlite_datetime if sql.dialect == "sqlite" else datetime.isoformat
+    payload = json.dumps([[w.key, w.customer_id, stamp(w.start), stamp(w.end)]
+                          for w in windows])
+    p = sql.params.add(payload)
+    if sql.dialect == "postgresql":
+        return (f"(SELECT x->>0 AS k, x->>1 AS c, CAST(x->>2 AS timestamp) AS s, "
+                f"CAST(x->>3 AS timestamp) AS e FROM jsonb_array_elements(CAST({p} AS jsonb)) "
+                f"AS x) w")
+    return (f"(SELECT json_extract(value, '$[0]') AS k, json_extract(value, '$[1]') AS c, "
+            f"json_extract(value, '$[2]') AS s, json_extract(value, '$[3]') AS e "
+            f"FROM json_each({p})) w")
+
+
+def _scope(sql: JsonSql, windows: Sequence[Window], meters: Sequence[Meter]) -> str:
+    names = ", ".join(sql.params.add(n) for n in sorted({m.event_name for m in meters}))
+    return (f"FROM {_windows_source(sql, windows)} "
+            f"JOIN event e ON e.customer_id = w.c AND e.ts >= w.s AND e.ts < w.e "
+            f"WHERE e.event_name IN ({names})")
 
 
 def _quantity(value: object) -> Decimal:
@@ -111,54 +121,53 @@ def _quantity(value: object) -> Decimal:
     return Decimal(value) if isinstance(value, Decimal | int) else Decimal(str(value))
 
 
-def measure_period(engine: Engine, catalog: Catalog, period: BillingPeriod,
-                   customers: list[str] | None = None) -> PeriodUsage:
-    """Usage of every active subscription for every meter its product charges."""
-    subscriptions = active_subscriptions(catalog, period, customers)
-    result = PeriodUsage(period=period, subscriptions=subscriptions)
-    charged = {p.key: [c.meter for c in p.charges] for p in catalog.products}
-    meter_keys = sorted({k for s in subscriptions for k in charged.get(s.product, [])})
-    meters = [catalog.meter(k) for k in meter_keys]
-    rows: dict[str, dict] = {}
-    last_values: dict[tuple[str, str], Decimal] = {}
-    if subscriptions and meters:
-        with engine.connect() as conn:
-            params = Params()
-            sql = json_sql(conn.dialect.name, params)
-            columns = [c for i, m in enumerate(meters) for c in _aggregate_columns(sql, i, m)]
-            query = (f"SELECT s.id AS subscription_id, {', '.join(columns)} "
-                     f"{_scope(sql, period, meters, customers)} GROUP BY s.id")
-            for row in conn.execute(text(query), params.values).mappings():
-                rows[row["subscription_id"]] = dict(row)
-            for meter in meters:
-                if meter.aggregation == "last":
-                    for sub_id, value in _last_values(conn, meter, period, customers):
-                        last_values[(sub_id, meter.key)] = value
-    for s in subscriptions:
-        row = rows.get(s.id, {})
-        usage: dict[str, MeterUsage] = {}
-        for i, meter in enumerate(meters):
-            if meter.key not in charged.get(s.product, []):
-                continue
-            quantity = (last_values.get((s.id, meter.key), Decimal(0))
-                        if meter.aggregation == "last" else _quantity(row.get(f"q{i}")))
-            usage[meter.key] = MeterUsage(
-                meter=meter.key, quantity=quantity, matched_events=int(row.get(f"n{i}") or 0),
-                skipped_missing=int(row.get(f"m{i}") or 0),
-                skipped_not_number=int(row.get(f"x{i}") or 0))
-        result.usage[s.id] = usage
+def measure(conn: Connection, meters: Mapping[str, Meter], windows: Sequence[Window]) -> Usage:
+    """Usage of each window's meters (every window gets every one of its meters, 0 when
+    no event matched)."""
+    groups: dict[tuple[str, ...], list[Window]] = {}
+    for window in windows:
+        groups.setdefault(tuple(sorted(set(window.meters))), []).append(window)
+    result: Usage = {w.key: {} for w in windows}
+    for meter_keys, members in groups.items():
+        if not meter_keys:
+            continue
+        chosen = [meters[k] for k in meter_keys]
+        rows = _grouped(conn, chosen, members)
+        last = {m.key: _last_values(conn, m, members)
+                for m in chosen if m.aggregation == "last"}
+        for window in members:
+            row = rows.get(window.key, {})
+            usage = result[window.key]
+            for i, meter in enumerate(chosen):
+                quantity = (last[meter.key].get(window.key, Decimal(0))
+                            if meter.aggregation == "last" else _quantity(row.get(f"q{i}")))
+                usage[meter.key] = MeterUsage(
+                    meter=meter.key, quantity=quantity,
+                    matched_events=int(row.get(f"n{i}") or 0),
+                    skipped_missing=int(row.get(f"m{i}") or 0),
+                    skipped_not_number=int(row.get(f"x{i}") or 0))
     return result
 
 
-def _last_values(conn: Connection, meter: Meter, period: BillingPeriod,
-                 customers: list[str] | None) -> list[tuple[str, Decimal]]:
+def _grouped(conn: Connection, meters: Sequence[Meter], windows: Sequence[Window]
+             ) -> dict[str, dict[str, Any]]:
     params = Params()
     sql = json_sql(conn.dialect.name, params)
-    prop = meter.over_property
-    query = (f"SELECT subscription_id, value FROM ("
-             f"SELECT s.id AS subscription_id, {sql.number(prop)} AS value, "
-             f"ROW_NUMBER() OVER (PARTITION BY s.id ORDER BY e.ts DESC, e.event_id DESC) AS rn "
-             f"{_scope(sql, period, [meter], customers)} "
+    columns = [c for i, m in enumerate(meters) for c in _aggregate_columns(sql, i, m)]
+    query = (f"SELECT w.k AS window_key, {', '.join(columns)} {_scope(sql, windows, meters)} "
+             f"GROUP BY w.k")
+    return {row["window_key"]: dict(row)
+            for row in conn.execute(text(query), params.values).mappings()}
+
+
+def _last_values(conn: Connection, meter: Meter, windows: Sequence[Window]
+                 ) -> dict[str, Decimal]:
+    params = Params()
+    sql = json_sql(conn.dialect.name, params)
+    prop = meter.over_property or ""
+    query = (f"SELECT window_key, value FROM ("
+             f"SELECT w.k AS window_key, {sql.number(prop)} AS value, "
+             f"ROW_NUMBER() OVER (PARTITION BY w.k ORDER BY e.ts DESC, e.event_id DESC) AS rn "
+             f"{_scope(sql, windows, [meter])} "
              f"AND {_predicate(sql, meter)} AND {sql.is_number(prop)}) ranked WHERE rn = 1")
-    return [(sub_id, _quantity(value))
-            for sub_id, value in conn.execute(text(query), params.values)]
+    return {key: _quantity(value) for key, value in conn.execute(text(query), params.values)}

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from billing_core.catalog import NUMERIC_OPERATORS, Condition, Filter
+from billing_core.catalog.models import NUMERIC_OPERATORS, Condition, Filter
 from billing_core.db.types import sqlite_datetime
 
 _CMP = {"greater_than": ">", "greater_than_or_equals": ">=", "less_than": "<",
@@ -35,6 +35,7 @@ class Params:
 class JsonSql:
     """SQL snippets for metadata access; subclasses per dialect."""
 
+    dialect: str
     number_types: tuple[str, ...]
     sum_function: str
     max_function: str
@@ -114,6 +115,7 @@ class JsonSql:
 
 
 class SqliteJson(JsonSql):
+    dialect = "sqlite"
     number_types = ("integer", "real")
     sum_function = "decimal_sum"  # exact: SQLite's own SUM/MAX go through floats
     max_function = "decimal_max"
@@ -150,6 +152,7 @@ class SqliteJson(JsonSql):
 
 
 class PostgresJson(JsonSql):
+    dialect = "postgresql"
     number_types = ("number",)
     sum_function = "SUM"
     max_function = "MAX"

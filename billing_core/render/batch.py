@@ -1,9 +1,9 @@
-"""Rendering invoices in batches, in this process or in worker processes.
+"""Rendering documents in batches, in this process or in worker processes.
 
 WeasyPrint is CPU-bound and not thread-parallel, so rendering scales out over processes.
 Each process keeps one PdfRenderer (one FontConfiguration, one parsed stylesheet) for every
-batch it is given; a batch is a list of invoices, so a pool or a cluster sees a few dozen
-work items per cycle, not one per invoice.
+batch it is given; a batch is a list of render jobs, so a pool or a cluster sees a few
+dozen work items per run, not one per document.
 """
 
 from __future__ import annotations
@@ -12,17 +12,33 @@ import math
 import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from billing_core.invoice import Invoice
-from billing_core.render.files import write_invoice_files
+from billing_core.failpoints import failpoint
+from billing_core.render.files import write_document_files
 from billing_core.render.pdf import PdfRenderer
 
 T = TypeVar("T")
 
 MAX_BATCH = 50
 _renderer: PdfRenderer | None = None
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """Write `content` (a stored JSON document) as <base>.json, .html and .pdf."""
+
+    document_id: int
+    content: str
+    base: str
+
+
+@dataclass(frozen=True)
+class Rendered:
+    document_id: int
+    hashes: dict[str, str]
 
 
 def process_renderer() -> PdfRenderer:
@@ -33,13 +49,15 @@ def process_renderer() -> PdfRenderer:
     return _renderer
 
 
-def render_batch(invoices: Sequence[Invoice], out_dir: str | Path) -> list[str]:
-    """Write HTML, PDF and JSON for each invoice with this process's renderer; returns the
-    invoice numbers written, in order."""
+def render_batch(jobs: Sequence[RenderJob]) -> list[Rendered]:
+    """Write each job's files with this process's renderer, in order."""
     renderer = process_renderer()
-    for invoice in invoices:
-        write_invoice_files(invoice, Path(out_dir), renderer)
-    return [invoice.invoice_number for invoice in invoices]
+    done = []
+    for job in jobs:
+        done.append(Rendered(job.document_id,
+                             write_document_files(job.content, Path(job.base), renderer)))
+        failpoint("render.after_document")
+    return done
 
 
 def split_batches(items: Sequence[T], workers: int, max_batch: int = MAX_BATCH) -> list[list[T]]:
@@ -51,14 +69,11 @@ def split_batches(items: Sequence[T], workers: int, max_batch: int = MAX_BATCH) 
     return [list(items[i:i + per_batch]) for i in range(0, len(items), per_batch)]
 
 
-def render_in_processes(invoices: Sequence[Invoice], out_dir: str | Path,
-                        workers: int) -> list[str]:
-    """Render every invoice in `workers` fresh processes (spawned, so no state is
-    inherited from the caller; each builds its renderer as it starts); returns the invoice
-    numbers in input order."""
-    batches = split_batches(invoices, workers)
+def render_in_processes(jobs: Sequence[RenderJob], workers: int) -> list[Rendered]:
+    """Render every job in `workers` fresh processes (spawned, so no state is inherited
+    from the caller; each builds its renderer as it starts); results in input order."""
+    batches = split_batches(jobs, workers)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                              initializer=process_renderer) as pool:
-        done = pool.map(render_batch, batches, [str(out_dir)] * len(batches))
-        return [number for batch in done for number in batch]
+        return [item for batch in pool.map(render_batch, batches) for item in batch]

@@ -1,39 +1,59 @@
-"""Writing an invoice's .html, .pdf and .json files, atomically."""
+"""Writing a document's .json, .html and .pdf files, atomically, readable by all (0644).
+
+The files are rendered from the stored JSON document alone. Their SHA-256 hashes are
+returned so that issued documents can be recorded by what was written.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 
-from billing_core.invoice import Invoice, invoice_to_dict
+from billing_core.documents.model import from_json
 from billing_core.render.html import render_html
 from billing_core.render.pdf import PdfRenderer
 
+SUFFIXES = ("json", "html", "pdf")
 
-def _write_atomic(path: Path, data: bytes) -> None:
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def invoice_paths(invoice: Invoice, out_dir: Path) -> dict[str, Path]:
-    base = Path(out_dir) / str(invoice.period) / invoice.invoice_number
-    return {kind: base.with_suffix(f".{kind}") for kind in ("html", "pdf", "json")}
+def document_paths(base: Path) -> dict[str, Path]:
+    """base = DIR/<period>/<number> (or DIR/<period>/drafts/<reference>)."""
+    return {kind: base.with_name(f"{base.name}.{kind}") for kind in SUFFIXES}
 
 
-def write_invoice_files(invoice: Invoice, out_dir: Path, renderer: PdfRenderer) -> dict[str, Path]:
-    """DIR/<period>/<invoice_number>.html, .pdf and .json."""
-    paths = invoice_paths(invoice, out_dir)
-    document = json.dumps(invoice_to_dict(invoice), indent=2, ensure_ascii=False) + "\n"
-    _write_atomic(paths["json"], document.encode())
-    _write_atomic(paths["html"], render_html(invoice, inline_css=True).encode())
-    _write_atomic(paths["pdf"], renderer.render(render_html(invoice, inline_css=False)))
-    return paths
+def document_files(content: str, renderer: PdfRenderer) -> dict[str, bytes]:
+    """The three files' bytes for a stored JSON document."""
+    data = json.loads(content)
+    doc = from_json(data)
+    return {
+        "json": (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode(),
+        "html": render_html(doc, inline_css=True).encode(),
+        "pdf": renderer.render(render_html(doc, inline_css=False)),
+    }
+
+
+def write_document_files(content: str, base: Path, renderer: PdfRenderer) -> dict[str, str]:
+    """Render and write the files; returns their SHA-256 hashes by suffix."""
+    paths = document_paths(base)
+    hashes = {}
+    for kind, data in document_files(content, renderer).items():
+        write_atomic(paths[kind], data)
+        hashes[kind] = hashlib.sha256(data).hexdigest()
+    return hashes

@@ -1,9 +1,10 @@
-"""HTML invoices from the Jinja2 templates (autoescape on, StrictUndefined)."""
+"""HTML documents from the Jinja2 templates (autoescape on, StrictUndefined)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -12,12 +13,13 @@ from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from billing_core.invoice import Invoice
+from billing_core.documents.model import Document
 from billing_core.money import normalize_quantity
 
 TEMPLATES_DIR = Path(os.environ.get("BILLING_TEMPLATES_DIR")
-                     or Path(__file__).resolve().parents[2] / "templates")
+                     or Path(__file__).resolve().parents[1] / "templates")
 LOCALE = "en_US"
+TEMPLATE_FOR = {"invoice": "invoice.html", "credit_note": "credit_note.html"}
 
 
 def money(value: Decimal, currency: str) -> str:
@@ -48,12 +50,22 @@ def environment(templates_dir: Path = TEMPLATES_DIR) -> Environment:
     return env
 
 
-def render_html(invoice: Invoice, *, inline_css: bool = True,
+@lru_cache(maxsize=4)
+def templates_fingerprint(templates_dir: Path = TEMPLATES_DIR) -> str:
+    """A hash of every template, stylesheet and font: drafts are rendered again when
+    it changes."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in templates_dir.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(templates_dir)).encode() + b"\x00")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def render_html(doc: Document, *, inline_css: bool = True,
                 templates_dir: Path = TEMPLATES_DIR) -> str:
-    """The invoice page. With inline_css the file stands alone (for the .html output);
+    """The document's page. With inline_css the file stands alone (for the .html output);
     without it the PDF renderer applies its pre-parsed stylesheet."""
-    template = environment(templates_dir).get_template("invoice.html")
-    last_day = date.fromordinal(invoice.period.end_date.toordinal() - 1)
-    service_last_day = date.fromordinal(invoice.service_end.toordinal() - 1)
-    return template.render(invoice=invoice, last_day=last_day, inline_css=inline_css,
-                           service_last_day=service_last_day)
+    template = environment(templates_dir).get_template(TEMPLATE_FOR[doc.document_type])
+    return template.render(doc=doc, inline_css=inline_css,
+                           last_day=doc.period_end - timedelta(days=1),
+                           service_last_day=doc.service_end - timedelta(days=1))

@@ -1,4 +1,8 @@
-"""PDF invoices through WeasyPrint, fetching nothing but files under templates/."""
+"""PDF documents through WeasyPrint, fetching nothing but files under templates/.
+
+The PDF carries no time of rendering: its dates are the document's own (from the page's
+`dcterms.created` meta), and its file identifier is a hash of its content, so the same
+document always renders to the same bytes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Real Prefect flow runs (ephemeral server): billing, history, artifacts, the monthly run."""
+"""Real Prefect flow runs (ephemeral server): drafting, finalizing, history, artifacts,
+the monthly run."""
 
 import io
 import json
@@ -8,9 +9,9 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import text
 
-from billing_core.catalog_store import apply_catalog
-from billing_core.runs import list_runs
-from tests.conftest import write_jsonl
+from billing_core.services.runs import list_runs
+from billing_core.services.unit_of_work import SqlUnitOfWork
+from tests.conftest import CLOCK, apply, ingest, write_jsonl
 
 pytestmark = pytest.mark.flow
 
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.flow
 def env(db_url, engine, monkeypatch, tmp_path):
     monkeypatch.setenv("BILLING_DATABASE_URL", db_url)
     monkeypatch.setenv("BILLING_INBOX", str(tmp_path / "inbox"))
+    monkeypatch.setenv("BILLING_NOW", "2026-11-10T09:00:00Z")
     return engine
 
 
@@ -37,47 +39,59 @@ def events(n_calls=2500, tokens=(1073741824, 536870912)):
     return out
 
 
-def test_bill_cycle_flow_end_to_end(env, issue_catalog, tmp_path):
+def artifacts(client, key):
+    found = [a for a in client.read_latest_artifacts() if a.key == key]
+    assert found, key
+    data = found[0].data
+    return json.loads(data) if isinstance(data, str) and data.startswith("[") else data
+
+
+def test_draft_then_finalize_as_flow_runs(env, issue_catalog, tmp_path):
     from prefect.client.orchestration import get_client
 
-    from billing_core.ingest.service import ingest_paths
     from flows.billing import bill_cycle
+    from flows.finalize import finalize_invoices
 
-    apply_catalog(env, issue_catalog)
-    ingest_paths(env, [write_jsonl(tmp_path / "e.jsonl", events())])
+    apply(env, issue_catalog)
+    ingest(env, [write_jsonl(tmp_path / "e.jsonl", events())])
     out = tmp_path / "invoices"
-    result = bill_cycle(period="2026-10", out_dir=str(out))
-    assert result["invoices"] == 1 and result["created"] == 1, result
+    drafted = bill_cycle(period="2026-10", out_dir=str(out))
+    assert (drafted["drafts"], drafted["created"], drafted["rendered"]) == (1, 1, 1)
     # 49 + (2500-1000) x 0.02 + 1610612736 x 0.00004 + (250-100) x 0.50
-    assert result["total"] == "64578.51"
-    number = result["invoice_numbers"][0]
-    pdf = (out / "2026-10" / f"{number}.pdf").read_bytes()
-    text_ = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
-    assert "$64,578.51" in text_ and "$30.00" in text_ and "$75.00" in text_
-    assert json.loads((out / "2026-10" / f"{number}.json").read_text())["total"] == "64578.51"
+    assert drafted["totals"] == {"USD": "64578.51"}
+    assert len(list((out / "2026-10" / "drafts").glob("DRAFT-*.pdf"))) == 1
 
-    run = list_runs(env)[0]
-    assert (run.status, run.period, run.invoices_created) == ("completed", "2026-10", 1)
-    assert run.flow_run_id and run.ended_at and str(run.total) == "64578.51"
-    assert run.skipped == {"tokens": {"missing_property": 0, "not_a_number": 1}}
+    issued = finalize_invoices(period="2026-10", out_dir=str(out))
+    assert issued["invoices"] == ["INV-2026-000001"]
+    assert issued["totals"] == {"USD": "64578.51"}
+    pdf = (out / "2026-10" / "INV-2026-000001.pdf").read_bytes()
+    text_ = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+    assert "$64,578.51" in text_ and "INV-2026-000001" in text_ and "DRAFT" not in text_
+    assert not list((out / "2026-10" / "drafts").glob("*"))
+
+    runs = list_runs(SqlUnitOfWork(env), CLOCK)
+    assert [(r.kind, r.status) for r in runs] == [("finalize", "completed"),
+                                                 ("draft", "completed")]
+    assert runs[0].invoices_finalized == 1 and runs[0].flow_run_id
+    assert runs[1].skipped == {"tokens": {"missing_property": 0, "not_a_number": 1}}
+    assert runs[1].totals == {"USD": "64578.51"}
 
     with get_client(sync_client=True) as client:
-        flow_run = client.read_flow_run(run.flow_run_id)
-        assert flow_run.state.is_completed()
-        artifact = client.read_latest_artifacts()
-        table = [a for a in artifact if a.key == "usage-2026-10"]
-        assert table, [a.key for a in artifact]
-        rows = json.loads(table[0].data) if isinstance(table[0].data, str) else table[0].data
+        assert client.read_flow_run(runs[0].flow_run_id).state.is_completed()
+        rows = artifacts(client, "usage-2026-10")
         calls = next(r for r in rows if r["meter"] == "api_calls")
         assert (calls["consumed"], calls["free"], calls["billable"], calls["amount"]) == \
             ("2500", "1000", "1500", "30.00")
+        summary = artifacts(client, "issued-2026-10")
+        assert "invoices finalized: **1**" in summary and "64578.51 USD" in summary
 
-    # Re-running bills nothing twice: same invoice, unchanged, a second run in the history.
-    again = bill_cycle(period="2026-10", out_dir=str(out))
-    assert (again["invoice_numbers"], again["unchanged"], again["created"]) == ([number], 1, 0)
+    # Running either again issues and renders nothing.
+    again = finalize_invoices(period="2026-10", out_dir=str(out))
+    assert (again["invoices"], again["rendered"]) == ([], 0)
+    redraft = bill_cycle(period="2026-10", out_dir=str(out))
+    assert (redraft["drafts"], redraft["issued"], redraft["rendered"]) == (0, 1, 0)
     with env.connect() as conn:
-        assert conn.execute(text("SELECT COUNT(*) FROM invoice")).scalar_one() == 1
-        assert conn.execute(text("SELECT COUNT(*) FROM billing_run")).scalar_one() == 2
+        assert conn.execute(text("SELECT COUNT(*) FROM document")).scalar_one() == 1
 
 
 def test_bad_period_is_refused_by_the_flow_parameters(env):
@@ -87,26 +101,38 @@ def test_bad_period_is_refused_by_the_flow_parameters(env):
         bill_cycle(period="2026-13")
 
 
-def test_a_failed_run_is_recorded(env, monkeypatch):
+def test_a_failed_run_is_recorded(env):
     from flows.billing import bill_cycle
 
     with pytest.raises(Exception, match="no catalog applied"):
         bill_cycle(period="2026-10")
-    run = list_runs(env)[0]
+    run = list_runs(SqlUnitOfWork(env), CLOCK)[0]
     assert run.status == "failed" and "no catalog applied" in run.error
 
 
-def test_monthly_billing_ingests_the_inbox_and_bills_the_month(env, issue_catalog, tmp_path):
+def test_finalize_refuses_a_month_in_its_grace_period(env, issue_catalog, monkeypatch):
+    from flows.finalize import finalize_invoices
+
+    apply(env, issue_catalog)
+    monkeypatch.setenv("BILLING_NOW", "2026-11-02T09:00:00Z")
+    with pytest.raises(Exception, match="inside its grace period"):
+        finalize_invoices(period="2026-10")
+    run = list_runs(SqlUnitOfWork(env), CLOCK)[0]
+    assert run.status == "failed" and "--force" in run.error
+
+
+def test_monthly_billing_ingests_the_inbox_and_drafts_the_month(env, issue_catalog, tmp_path):
     from flows.monthly import monthly_billing
 
-    apply_catalog(env, issue_catalog)
+    apply(env, issue_catalog)
     inbox = Path(tmp_path / "inbox")
     inbox.mkdir()
     write_jsonl(inbox / "october.jsonl", events(n_calls=1200, tokens=(1000,)))
-    result = monthly_billing(period="2026-10", out_dir=str(tmp_path / "out"))
+    result = monthly_billing(out_dir=str(tmp_path / "out"))   # the last closed month
     assert result["ingested"]["ingested"] == 1200 + 1 + 3 + 1
+    assert result["billed"]["period"] == "2026-10"
     # 49 + (1200-1000) x 0.02 + 1000 x 0.00004 (0.04) + (250-100) x 0.50
-    assert result["billed"]["total"] == "128.04"
+    assert result["billed"]["totals"] == {"USD": "128.04"}
     assert not (inbox / "october.jsonl").exists()
     assert list(inbox.glob("processed/*/october.jsonl"))
     # The next run finds an empty inbox and changes nothing.

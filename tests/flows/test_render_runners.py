@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from billing_core.catalog_store import apply_catalog
-from billing_core.ingest.service import ingest_paths
 from examples.generate_events import generate
 from flows.render_runner import RenderPlan, RunnerSettingError, resolve_plan
+from tests.conftest import apply, ingest
 
 pytestmark = pytest.mark.flow
 
@@ -71,24 +70,28 @@ def files(folder: Path) -> dict[Path, bytes]:
 
 def test_dask_and_process_pool_render_the_same_invoices_byte_for_byte(
         db_url, engine, demo_catalog, tmp_path, monkeypatch, dask_cluster):
+    """Finalize in this process; then a draft run with each other runner finds the issued
+    invoices' files missing in its folder and renders them again: the same bytes."""
     from dask.distributed import Client
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 
     from flows.billing import bill_cycle
+    from flows.finalize import finalize_invoices
 
     monkeypatch.setenv("BILLING_DATABASE_URL", db_url)
-    apply_catalog(engine, demo_catalog)
-    ingest_paths(engine, generate("2026-10", 3000, tmp_path / "events", seed=3))
+    monkeypatch.setenv("BILLING_NOW", "2026-11-10T09:00:00Z")
+    apply(engine, demo_catalog)
+    ingest(engine, generate("2026-10", 3000, tmp_path / "events", seed=3))
 
-    here = bill_cycle(period="2026-10", out_dir=str(tmp_path / "here"), runner="in-process")
-    assert here["invoices"] == 5
+    here = finalize_invoices(period="2026-10", out_dir=str(tmp_path / "here"),
+                             runner="in-process")
+    assert len(here["invoices"]) == 5 and here["rendered"] == 5
     pool = bill_cycle(period="2026-10", out_dir=str(tmp_path / "pool"), runner="processes",
                       workers=2)
     dask = bill_cycle(period="2026-10", out_dir=str(tmp_path / "dask"), runner="dask",
                       workers=2, dask_address=dask_cluster.scheduler_address)
-    assert pool["invoice_numbers"] == dask["invoice_numbers"] == here["invoice_numbers"]
-    assert (pool["unchanged"], dask["unchanged"]) == (5, 5)
+    assert (pool["issued"], pool["rendered"], dask["issued"], dask["rendered"]) == (5, 5, 5, 5)
 
     expected = files(tmp_path / "here")
     assert len(expected) == 15
@@ -105,5 +108,5 @@ def test_dask_and_process_pool_render_the_same_invoices_byte_for_byte(
     # ...as Prefect task runs of the flow run, recorded in the API.
     with get_client(sync_client=True) as api:
         runs = api.read_task_runs(task_run_filter=TaskRunFilter(
-            name=TaskRunFilterName(like_="render-invoice-batch")))
+            name=TaskRunFilterName(like_="render-document-batch")))
     assert runs and all(r.state.is_completed() for r in runs)

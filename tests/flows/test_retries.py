@@ -5,7 +5,7 @@ from prefect import flow, task
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
-from flows.billing import DB_TASK
+from flows.common import DB_TASK
 
 pytestmark = pytest.mark.flow
 

@@ -9,9 +9,15 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import text
 
-from billing_core.catalog_store import apply_catalog
-from billing_core.ingest.service import ingest_paths, list_quarantine, replay_quarantine
-from tests.conftest import catalog_with, write_jsonl
+from tests.conftest import (
+    CLOCK,
+    apply,
+    catalog_with,
+    ingest,
+    list_quarantine,
+    replay_quarantine,
+    write_jsonl,
+)
 
 
 def ev(event_id, customer="cus_acme", name="api.call", ts="2026-10-05T10:00:00Z", **meta):
@@ -50,7 +56,7 @@ def test_every_record_is_accounted_for(acme, tmp_path):
         "",                                              # blank line: not a record
         json.dumps(ev("e9") | {"metadata": "tokens=5"}),
     ])
-    report = ingest_paths(acme, [path])
+    report = ingest(acme, [path])
     total = report.total
     assert total.as_dict() == {"records": 13, "ingested": 2, "duplicates": 1, "rejected": 10}
     assert total.records == total.ingested + total.duplicates + total.rejected
@@ -69,17 +75,17 @@ def test_every_record_is_accounted_for(acme, tmp_path):
 def test_ingesting_the_same_file_twice_changes_nothing(acme, tmp_path):
     path = write_jsonl(tmp_path / "e.jsonl", [ev("a"), ev("b"), ev("c", customer="nobody"),
                                                "{oops"])
-    first = ingest_paths(acme, [path]).total
+    first = ingest(acme, [path]).total
     before = (count(acme, "event"), count(acme, "quarantine"))
-    second = ingest_paths(acme, [path]).total
+    second = ingest(acme, [path]).total
     assert first.as_dict() == {"records": 4, "ingested": 2, "duplicates": 0, "rejected": 2}
     assert second.as_dict() == {"records": 4, "ingested": 0, "duplicates": 2, "rejected": 2}
     assert (count(acme, "event"), count(acme, "quarantine")) == before
 
 
 def test_a_stored_event_resent_with_other_content_is_a_conflict(acme, tmp_path):
-    ingest_paths(acme, [write_jsonl(tmp_path / "a.jsonl", [ev("x", tokens=5)])])
-    report = ingest_paths(acme, [write_jsonl(tmp_path / "b.jsonl", [ev("x", tokens=6)])])
+    ingest(acme, [write_jsonl(tmp_path / "a.jsonl", [ev("x", tokens=5)])])
+    report = ingest(acme, [write_jsonl(tmp_path / "b.jsonl", [ev("x", tokens=6)])])
     assert report.total.reasons == {"conflicting_duplicate": 1}
     with acme.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM event")).scalar_one() == 1
@@ -92,24 +98,23 @@ def test_timestamps_are_stored_in_utc(acme, tmp_path):
         ev("zulu", ts="2026-10-05T10:00:00.250Z"),
         ev("missing", ts=None),
     ])
-    before = datetime.utcnow()
-    ingest_paths(acme, [path])
+    ingest(acme, [path])
     with acme.connect() as conn:
         rows = dict(conn.execute(text("SELECT event_id, ts FROM event")).all())
     rows = {k: v if isinstance(v, datetime) else datetime.fromisoformat(v) for k, v in
             rows.items()}
     assert rows["no_offset"] == rows["offset"] == datetime(2026, 10, 5, 10)
     assert rows["zulu"] == datetime(2026, 10, 5, 10, 0, 0, 250000)
-    assert before <= rows["missing"] <= datetime.utcnow()
+    assert rows["missing"] == CLOCK.now()   # the time of ingestion
     # Re-sending the event without a timestamp later is still a duplicate, not a conflict.
-    assert ingest_paths(acme, [path]).total.duplicates == 4
+    assert ingest(acme, [path]).total.duplicates == 4
 
 
 def test_metadata_numbers_are_stored_exactly(acme, tmp_path):
     path = tmp_path / "exact.jsonl"
     path.write_text('{"event_id": "n", "customer_id": "cus_acme", "event_name": "x", '
                     '"metadata": {"v": 0.10000000000000000001, "big": 123456789012345678901}}\n')
-    ingest_paths(acme, [path])
+    ingest(acme, [path])
     with acme.connect() as conn:
         raw = conn.execute(text("SELECT metadata FROM event")).scalar_one()
     meta = json.loads(raw, parse_float=Decimal) if isinstance(raw, str) else raw
@@ -139,7 +144,7 @@ def test_all_formats(acme, tmp_path):
         "timestamp": [datetime(2026, 10, 2), datetime(2026, 10, 3)],
         "metadata.tokens": [7, 8]}), tmp_path / "p.parquet")
     (tmp_path / "notes.txt").write_text("ignored: not an event file")
-    report = ingest_paths(acme, [tmp_path])
+    report = ingest(acme, [tmp_path])
     by_file = {f.path.rsplit("/", 1)[-1]: f.accounting.as_dict() for f in report.files}
     assert report.errors == []
     assert by_file == {
@@ -170,7 +175,7 @@ def test_unreadable_inputs_are_named_and_do_not_lose_good_ones(acme, tmp_path):
     broken_gz = tmp_path / "broken.jsonl.gz"
     lines = "".join(json.dumps(ev(f"z{i}")) + "\n" for i in range(50)).encode()
     broken_gz.write_bytes(gzip.compress(lines)[:-12])          # truncated archive
-    report = ingest_paths(acme, [good, bad_header, broken_gz, tmp_path / "missing.jsonl"])
+    report = ingest(acme, [good, bad_header, broken_gz, tmp_path / "missing.jsonl"])
     assert any("bad.csv: header: missing column(s) event_id, customer_id, event_name; "
                "unknown column(s) id, customer" in e for e in report.errors)
     assert any("broken.jsonl.gz: cannot be read" in e for e in report.errors)
@@ -184,7 +189,7 @@ def test_chunks_already_read_are_kept_when_a_file_breaks_later(acme, tmp_path):
     path = tmp_path / "late.jsonl.gz"
     lines = "".join(json.dumps(ev(f"k{i}")) + "\n" for i in range(3000)).encode()
     path.write_bytes(gzip.compress(lines)[:-12])
-    report = ingest_paths(acme, [path], chunk_size=500)
+    report = ingest(acme, [path], chunk_size=500)
     assert report.errors and report.total.ingested >= 500
     assert count(acme, "event") == report.total.ingested
 
@@ -192,12 +197,12 @@ def test_chunks_already_read_are_kept_when_a_file_breaks_later(acme, tmp_path):
 def test_replay_ingests_records_once_their_customer_exists(acme, tmp_path):
     path = write_jsonl(tmp_path / "r.jsonl", [ev("r1", customer="cus_new"),
                                                ev("r2", customer="cus_new"), "{bad"])
-    assert ingest_paths(acme, [path]).total.rejected == 3
+    assert ingest(acme, [path]).total.rejected == 3
     first = replay_quarantine(acme)
     assert first.as_dict() == {"records": 3, "ingested": 0, "duplicates": 0, "rejected": 3}
     customers = [{"id": "cus_acme", "name": "Acme", "email": "a@acme.test"},
                  {"id": "cus_new", "name": "New Co", "email": "n@new.test"}]
-    apply_catalog(acme, catalog_with(customers=customers))
+    apply(acme, catalog_with(customers=customers))
     second = replay_quarantine(acme)
     assert second.as_dict() == {"records": 3, "ingested": 2, "duplicates": 0, "rejected": 1}
     pending = list_quarantine(acme)
@@ -205,7 +210,7 @@ def test_replay_ingests_records_once_their_customer_exists(acme, tmp_path):
     closed = list_quarantine(acme, status="ingested")
     assert sorted(r.resolved_event_id for r in closed) == ["r1", "r2"]
     # Ingesting the original file again: the replayed events are now duplicates.
-    again = ingest_paths(acme, [path]).total
+    again = ingest(acme, [path]).total
     assert (again.duplicates, again.rejected) == (2, 1)
     assert count(acme, "quarantine") == 3
 
@@ -214,7 +219,7 @@ def test_replay_ingests_records_once_their_customer_exists(acme, tmp_path):
 def test_dedup_is_the_same_whatever_the_chunking(acme, tmp_path, chunk_size):
     path = write_jsonl(tmp_path / "d.jsonl", [ev("a"), ev("b"), ev("a"),
                                                ev("b", ts="2026-10-09T00:00:00Z"), ev("a")])
-    total = ingest_paths(acme, [path], chunk_size=chunk_size).total
+    total = ingest(acme, [path], chunk_size=chunk_size).total
     assert total.as_dict() == {"records": 5, "ingested": 2, "duplicates": 2, "rejected": 1}
 
 
@@ -229,7 +234,7 @@ def test_bad_bytes_and_nul_characters_reject_only_their_record(acme, tmp_path):
         json.dumps(ev("nul_field") | {"x\u0000": 1}).encode(),
         json.dumps(ev("ok2")).encode(),
     ]) + b"\n")
-    report = ingest_paths(acme, [path])
+    report = ingest(acme, [path])
     assert report.errors == []
     assert report.total.as_dict() == {"records": 6, "ingested": 2, "duplicates": 0,
                                        "rejected": 4}

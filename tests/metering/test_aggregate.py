@@ -4,11 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from billing_core.catalog_store import apply_catalog
-from billing_core.ingest.service import ingest_paths
-from billing_core.metering import measure_period
 from billing_core.periods import BillingPeriod
-from tests.conftest import catalog_with, write_jsonl
+from tests.conftest import apply, catalog_with, ingest, measure_period, write_jsonl
 
 OCT = BillingPeriod.parse("2026-10")
 SUB = [{"id": "sub", "customer": "cus_acme", "product": "p", "start": "2026-01-01"}]
@@ -29,7 +26,7 @@ def setup(engine, tmp_path, meters, events, subscriptions=SUB):
         products=[{"key": "p", "name": "P", "charges": [
             {"meter": m["key"], "price_per_unit": "1"} for m in meters]}],
         subscriptions=subscriptions)
-    apply_catalog(engine, catalog)
+    apply(engine, catalog)
     lines = []
     for i, e in enumerate(events):
         e = dict(e)
@@ -38,7 +35,7 @@ def setup(engine, tmp_path, meters, events, subscriptions=SUB):
         e.setdefault("event_name", "e")
         e.setdefault("timestamp", "2026-10-10T00:00:00Z")
         lines.append(e)
-    report = ingest_paths(engine, [write_jsonl(tmp_path / "events.jsonl", lines)])
+    report = ingest(engine, [write_jsonl(tmp_path / "events.jsonl", lines)])
     assert report.total.rejected == 0, report.total.reasons
     return catalog
 
@@ -78,7 +75,7 @@ def write_exact(path, events):
 def sum_and_max_of(engine, tmp_path, values):
     """Usage of a sum meter and a max meter over one event per value of property v."""
     catalog = setup(engine, tmp_path, [meter("v", "sum", "v"), meter("m", "max", "v")], [])
-    ingest_paths(engine, [write_exact(tmp_path / "exact.jsonl", [
+    ingest(engine, [write_exact(tmp_path / "exact.jsonl", [
         {"event_id": f"x{i}", "customer_id": "cus_acme", "event_name": "e",
          "timestamp": "2026-10-02T00:00:00Z", "metadata": {"v": v}}
         for i, v in enumerate(values)])])
@@ -188,7 +185,7 @@ def test_operators(engine, tmp_path, condition, expected):
     # each event carries one bit: the sum of the matching events' bits names exactly them
     bits = {k: 2 ** i for i, k in enumerate(values)}
     catalog = setup(engine, tmp_path, [meter("bits", "sum", "bit", flt=flt)], [])
-    ingest_paths(engine, [write_exact(tmp_path / "ops.jsonl", [
+    ingest(engine, [write_exact(tmp_path / "ops.jsonl", [
         {"event_id": k, "customer_id": "cus_acme", "event_name": "e",
          "timestamp": "2026-10-03T00:00:00Z",
          "metadata": {"bit": bits[k]} | ({"x": v} if v is not None else {})}

@@ -1,10 +1,11 @@
 """Batched rendering and the local process pool: same files, byte for byte."""
 
-from dataclasses import replace
+import json
 
 import pytest
 
-from billing_core.render.batch import render_batch, render_in_processes, split_batches
+from billing_core.documents.model import to_json
+from billing_core.render.batch import RenderJob, render_batch, render_in_processes, split_batches
 from tests.render.test_render import make_invoice
 
 
@@ -21,16 +22,18 @@ def test_no_items_no_batches():
     assert split_batches([], 4) == []
 
 
-def invoices(catalog, count):
-    base = make_invoice(catalog)
-    return [replace(base, invoice_number=f"INV-202610-{i:05d}") for i in range(1, count + 1)]
+def jobs(catalog, folder, count):
+    return [RenderJob(i, json.dumps(to_json(make_invoice(catalog, number=f"INV-2026-{i:06d}"))),
+                      str(folder / f"INV-2026-{i:06d}")) for i in range(1, count + 1)]
 
 
 def test_a_process_pool_writes_the_same_bytes_as_this_process(issue_catalog, tmp_path):
-    batch = invoices(issue_catalog, 6)
     here, pool = tmp_path / "here", tmp_path / "pool"
-    assert render_batch(batch, here) == [i.invoice_number for i in batch]
-    assert render_in_processes(batch, pool, workers=2) == [i.invoice_number for i in batch]
+    done_here = render_batch(jobs(issue_catalog, here, 6))
+    done_pool = render_in_processes(jobs(issue_catalog, pool, 6), workers=2)
+    assert [d.document_id for d in done_here] == [d.document_id for d in done_pool] == \
+        list(range(1, 7))
+    assert [d.hashes for d in done_here] == [d.hashes for d in done_pool]
     written = sorted(p.relative_to(here) for p in here.rglob("*") if p.is_file())
     assert len(written) == 18
     assert written == sorted(p.relative_to(pool) for p in pool.rglob("*") if p.is_file())

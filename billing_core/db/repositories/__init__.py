@@ -1,0 +1,1 @@
+"""Repositories: small interfaces over one connection, used inside a unit of work."""

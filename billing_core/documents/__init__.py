@@ -1,0 +1,1 @@
+"""Invoices and credit notes: values, JSON documents, numbers."""

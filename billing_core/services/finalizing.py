@@ -1,0 +1,145 @@
+"""Use case: finalize a period — give its drafts legal numbers and freeze them.
+
+Finalizing first drafts the period again (so every event ingested so far is billed),
+then, in one transaction: takes gapless numbers (one series per kind and year), writes
+the issue and due dates into each document, freezes its JSON, records what it billed per
+meter, and issues the credit notes that replacement invoices need. The drafts are taken
+in a fixed order (customer, subscription), so a finalization re-run after a crash gives
+the same numbers to the same invoices. Files are rendered afterwards from the frozen
+JSON and recorded by their SHA-256.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from billing_core.clock import Clock
+from billing_core.db.models import DocumentRow
+from billing_core.documents.credit_notes import credit_note_document
+from billing_core.documents.model import from_json
+from billing_core.documents.numbering import format_number, series
+from billing_core.failpoints import failpoint
+from billing_core.money import EXACT
+from billing_core.periods import BillingPeriod
+from billing_core.services.catalog import current_catalog
+from billing_core.services.drafting import DraftResult, draft_period, serialize
+from billing_core.services.unit_of_work import SqlUnitOfWork
+
+
+class NotFinalizable(ValueError):
+    """The period is open or inside its grace period (and --force was not given)."""
+
+
+@dataclass
+class FinalizeResult:
+    period: str
+    draft: DraftResult
+    invoices: list[str] = field(default_factory=list)
+    credit_notes: list[str] = field(default_factory=list)
+    document_ids: list[int] = field(default_factory=list)
+    totals: dict[str, Decimal] = field(default_factory=dict)
+
+
+def check_finalizable(period: BillingPeriod, clock: Clock, grace_days: int,
+                      force: bool) -> None:
+    state = period.state(clock.now(), grace_days)
+    if state == "future":
+        raise NotFinalizable(f"period {period} has not started yet; nothing to finalize")
+    if state in ("open", "grace") and not force:
+        ends = period.grace_ends(grace_days)
+        why = ("is still open" if state == "open"
+               else f"is inside its grace period of {grace_days} day(s)")
+        raise NotFinalizable(
+            f"period {period} {why}: late events may still arrive until "
+            f"{ends:%Y-%m-%d %H:%M} UTC; finalize after that, or pass --force to issue the "
+            f"invoices now")
+
+
+def _order(row: DocumentRow) -> tuple[str, str, str, int]:
+    return (row.period, row.customer_id, row.subscription_id, row.generation)
+
+
+def finalize_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
+                    customers: list[str] | None = None, force: bool = False,
+                    run_id: int | None = None) -> FinalizeResult:
+    """Draft the period again, then issue its drafts (and pending replacement invoices)."""
+    with uow.read():
+        catalog = current_catalog(uow)
+    settings = catalog.settings
+    check_finalizable(period, clock, settings.grace_period_days, force)
+    drafted = draft_period(uow, clock, period, customers, run_id)
+    result = FinalizeResult(period=str(period), draft=drafted)
+    today, now = clock.today(), clock.now()
+    label = str(period)
+    chosen = set(customers) if customers else None
+    with uow:
+        drafts = sorted((d for d in uow.documents.drafts(customers=chosen)
+                         if d.kind == "invoice" and (d.period == label or (
+                             d.reissue_of_id is not None and d.period <= label))),
+                        key=_order)
+        replacing = [d for d in drafts if d.reissue_of_id is not None]
+        numbers = uow.sequences.take(series("invoice", today.year), len(drafts))
+        note_numbers = uow.sequences.take(series("credit_note", today.year), len(replacing))
+        for row, sequence in zip(drafts, numbers, strict=True):
+            number = format_number(settings.invoice_number_format, today.year, sequence)
+            terms = catalog.payment_terms(row.customer_id)
+            doc = from_json(json.loads(row.content)).issued(
+                number, today, today + timedelta(days=terms))
+            content, facts, digest = serialize(doc)
+            paid = doc.amount_due == 0
+            assert row.id is not None
+            uow.documents.change(
+                row.id, status="paid" if paid else "finalized", number=number,
+                series=series("invoice", today.year), sequence=sequence,
+                issue_date=today, due_date=doc.due_date, content=content, facts_hash=facts,
+                document_hash=digest, finalized_at=now, paid_at=now if paid else None,
+                paid_date=today if paid else None, file_hashes=None, rendered_key=None,
+                billing_run_id=run_id, updated_at=now)
+            uow.billed.record([
+                {"document_id": row.id, "subscription_id": row.subscription_id,
+                 "usage_period": line.usage_period, "meter": line.meter,
+                 "quantity": line.quantity}
+                for line in doc.lines if line.meter is not None and line.usage_period])
+            result.invoices.append(number)
+            result.document_ids.append(row.id)
+            result.totals[doc.currency] = EXACT.add(result.totals.get(doc.currency,
+                                                                      Decimal(0)),
+                                                    doc.amount_due)
+            failpoint("finalize.after_invoice")
+        for row, sequence in zip(replacing, note_numbers, strict=True):
+            assert row.reissue_of_id is not None and row.id is not None
+            original = uow.documents.get(row.reissue_of_id)
+            assert original is not None and original.number is not None
+            replacement = uow.documents.get(row.id)
+            assert replacement is not None
+            number = format_number(settings.credit_note_number_format, today.year, sequence)
+            note = credit_note_document(
+                from_json(json.loads(original.content)), number, today,
+                f"replaced by invoice {replacement.number} after late usage")
+            content, facts, digest = serialize(note)
+            note_id = uow.documents.add({
+                "kind": "credit_note", "status": "issued", "number": number,
+                "series": series("credit_note", today.year), "sequence": sequence,
+                "subscription_id": original.subscription_id,
+                "customer_id": original.customer_id, "period": original.period,
+                "generation": original.generation, "credited_document_id": original.id,
+                "currency": note.currency, "subtotal": note.subtotal, "total": note.total,
+                "amount_due": Decimal(0), "issue_date": today, "facts_hash": facts,
+                "document_hash": digest, "revision": 1, "content": content,
+                "billing_run_id": run_id, "finalized_at": now, "created_at": now,
+                "updated_at": now})
+            status = "void" if original.status == "finalized" else original.status
+            uow.documents.change(original.id or 0, superseded_by_id=row.id, status=status,
+                                 voided_at=now if status == "void" else original.voided_at,
+                                 void_reason=(f"replaced by {replacement.number} (late usage)"
+                                              if status == "void" else original.void_reason),
+                                 updated_at=now)
+            result.credit_notes.append(number)
+            result.document_ids.append(note_id)
+        failpoint("finalize.before_commit")
+        uow.commit()
+    failpoint("finalize.after_commit")
+    return result

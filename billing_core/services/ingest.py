@@ -1,0 +1,168 @@
+"""Use cases: ingest event files, replay and list the quarantine. Every record is
+accounted for: records = ingested + duplicates + rejected."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from billing_core.clock import Clock
+from billing_core.db.models import QuarantineRow
+from billing_core.ingest.readers import (
+    CHUNK_SIZE,
+    UnreadableInput,
+    expand_paths,
+    parse_json,
+    read_records,
+)
+from billing_core.ingest.records import Outcome, RawRecord
+from billing_core.ingest.store import quarantine_rows, storable
+from billing_core.services.unit_of_work import SqlUnitOfWork
+
+
+@dataclass
+class Accounting:
+    """Counts of what became of the records: records = ingested + duplicates + rejected."""
+
+    records: int = 0
+    ingested: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: Accounting) -> None:
+        self.records += other.records
+        self.ingested += other.ingested
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        self.reasons.update(other.reasons)
+
+    def count(self, outcomes: list[Outcome]) -> None:
+        self.records += len(outcomes)
+        for outcome in outcomes:
+            if outcome.status == "ingested":
+                self.ingested += 1
+            elif outcome.status == "duplicate":
+                self.duplicates += 1
+            else:
+                self.rejected += 1
+                self.reasons[outcome.reason or "unknown"] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"records": self.records, "ingested": self.ingested,
+                "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+@dataclass
+class FileReport:
+    path: str
+    accounting: Accounting
+    error: str | None = None
+
+
+@dataclass
+class IngestReport:
+    files: list[FileReport] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> Accounting:
+        total = Accounting()
+        for f in self.files:
+            total.add(f.accounting)
+        return total
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+Progress = Callable[[str, Accounting], None]
+
+
+def ingest_file(uow: SqlUnitOfWork, path: Path, customers: set[str], clock: Clock,
+                chunk_size: int = CHUNK_SIZE, progress: Progress | None = None) -> FileReport:
+    """Ingest one file chunk by chunk; each chunk is one transaction, so a read error later
+    in the file keeps what was already stored (and re-running picks up the rest)."""
+    accounting = Accounting()
+    report = FileReport(str(path.resolve()), accounting)
+    source = str(path.resolve())
+    ingested_at = clock.now()
+    try:
+        for chunk in read_records(path, chunk_size):
+            with uow:
+                outcomes = uow.events.store(chunk, customers, ingested_at, source)
+                uow.quarantine.add(quarantine_rows(chunk, outcomes, ingested_at))
+                uow.commit()
+            accounting.count(outcomes)
+            if progress is not None:
+                progress(report.path, accounting)
+    except UnreadableInput as exc:
+        report.error = str(exc)
+    return report
+
+
+def ingest_paths(uow: SqlUnitOfWork, paths: list[str | Path], clock: Clock, *,
+                 chunk_size: int = CHUNK_SIZE, progress: Progress | None = None
+                 ) -> IngestReport:
+    """Ingest files and folders. Unreadable inputs are reported in `errors`; everything that
+    could be read is stored, counted as duplicate, or quarantined with a reason."""
+    files, problems = expand_paths(paths)
+    report = IngestReport(errors=list(problems))
+    with uow.read():
+        customers = uow.catalog.active_customer_ids()
+    for path in files:
+        file_report = ingest_file(uow, path, customers, clock, chunk_size, progress)
+        report.files.append(file_report)
+        if file_report.error:
+            report.errors.append(file_report.error)
+    return report
+
+
+def list_quarantine(uow: SqlUnitOfWork, status: str | None = "pending",
+                    limit: int | None = 100, reason: str | None = None) -> list[QuarantineRow]:
+    """Quarantined records, oldest first."""
+    with uow.read():
+        return uow.quarantine.listing(status, limit, reason)
+
+
+def replay_quarantine(uow: SqlUnitOfWork, clock: Clock,
+                      chunk_size: int = CHUNK_SIZE) -> Accounting:
+    """Try every pending quarantined record again (e.g. after its customer was added).
+
+    A record that now passes is stored ('ingested') or found stored ('duplicate') and its
+    quarantine row is closed with that status; one that still fails stays pending with its
+    new reason and one more attempt. Nothing is deleted.
+    """
+    accounting = Accounting()
+    with uow.read():
+        customers = uow.catalog.active_customer_ids()
+    now = clock.now()
+    last_id = 0
+    while True:
+        with uow:
+            rows = uow.quarantine.pending_after(last_id, chunk_size)
+            if not rows:
+                break
+            last_id = rows[-1].id
+            records = [_replay_record(row) for row in rows]
+            by_index: dict[int, Outcome] = {}
+            for source in sorted({r.source for r in records}):
+                indices = [i for i, r in enumerate(records) if r.source == source]
+                part = uow.events.store([records[i] for i in indices], customers, now, source)
+                by_index.update(zip(indices, part, strict=True))
+            outcomes = [by_index[i] for i in range(len(records))]
+            for row, outcome in zip(rows, outcomes, strict=True):
+                uow.quarantine.settle(row.id, outcome, now, storable(outcome.detail or ""))
+            uow.commit()
+        accounting.count(outcomes)
+    return accounting
+
+
+def _replay_record(row: Any) -> RawRecord:
+    if row.candidate is None:  # could never be parsed: it fails the same way again
+        return RawRecord(row.source, row.location, row.raw, error=(row.reason, row.detail))
+    return RawRecord(row.source, row.location, row.raw, candidate=parse_json(row.candidate))

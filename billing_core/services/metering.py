@@ -1,0 +1,50 @@
+"""Use case: measure every active subscription of a period (what the benchmark's aggregate
+stage times, and what a billing run measures for its drafts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from billing_core.catalog.models import Catalog, Subscription
+from billing_core.invoicing import usage_window
+from billing_core.metering import MeterUsage, Window, measure, skipped_by_meter
+from billing_core.periods import BillingPeriod
+from billing_core.services.catalog import current_catalog
+from billing_core.services.unit_of_work import SqlUnitOfWork
+
+
+@dataclass
+class PeriodUsage:
+    period: BillingPeriod
+    subscriptions: list[Subscription]
+    usage: dict[str, dict[str, MeterUsage]] = field(default_factory=dict)
+
+    def skipped_by_meter(self) -> dict[str, dict[str, int]]:
+        return skipped_by_meter(self.usage.values())
+
+
+def period_windows(catalog: Catalog, period: BillingPeriod,
+                   customers: list[str] | None = None) -> list[Window]:
+    """One window per subscription active in the period (keyed by subscription id)."""
+    chosen = set(customers) if customers else None
+    windows = []
+    for sub in catalog.subscriptions:
+        if chosen is not None and sub.customer not in chosen:
+            continue
+        bounds = usage_window(sub, period)
+        if bounds is not None:
+            windows.append(Window(sub.id, sub.customer, *bounds,
+                                  tuple(c.meter for c in catalog.product(sub.product).charges)))
+    return windows
+
+
+def measure_period(uow: SqlUnitOfWork, period: BillingPeriod,
+                   customers: list[str] | None = None,
+                   catalog: Catalog | None = None) -> PeriodUsage:
+    """Usage of every subscription active in `period`, per meter its product charges."""
+    with uow.read():
+        catalog = catalog or current_catalog(uow)
+        windows = period_windows(catalog, period, customers)
+        usage = measure(uow.connection, catalog.meters_by_key, windows)
+    subs = {s.id: s for s in catalog.subscriptions}
+    return PeriodUsage(period, [subs[w.key] for w in windows], usage)

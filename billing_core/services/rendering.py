@@ -1,0 +1,138 @@
+"""Use case: write the files of documents that need them, and record what was written.
+
+- A draft is rendered when its document or the templates changed since its last render,
+  or a file is missing: DIR/<period>/drafts/<draft reference>.{json,html,pdf}.
+- An issued document is rendered once, from its frozen JSON, to
+  DIR/<period>/<number>.{json,html,pdf}, and the SHA-256 of each file is recorded; a
+  document whose files are missing is rendered again (the same bytes; a difference, which
+  only a template change can cause, is reported).
+- When an invoice is issued, its draft's files are removed; so are the files of drafts
+  that no longer exist.
+
+Rendering itself is a function given by the caller (in this process, a process pool, a
+Dask cluster): the database is read before and written after, never during.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from billing_core.clock import Clock
+from billing_core.db.models import DocumentRow
+from billing_core.render.batch import Rendered, RenderJob
+from billing_core.render.files import SUFFIXES, document_paths
+from billing_core.render.html import templates_fingerprint
+from billing_core.services.unit_of_work import SqlUnitOfWork
+
+Renderer = Callable[[Sequence[RenderJob]], list[Rendered]]
+
+
+@dataclass
+class RenderReport:
+    rendered: int = 0
+    skipped: int = 0
+    differing: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+
+
+def draft_key(row: DocumentRow) -> str:
+    return hashlib.sha256(f"{row.document_hash}:{templates_fingerprint()}".encode()
+                          ).hexdigest()
+
+
+def document_base(out_dir: Path, row: DocumentRow) -> Path:
+    folder = out_dir.resolve() / row.period
+    if row.status == "draft":
+        return folder / "drafts" / (row.draft_ref or f"draft-{row.id}")
+    return folder / (row.number or f"document-{row.id}")
+
+
+def _missing(base: Path) -> bool:
+    return any(not path.exists() for path in document_paths(base).values())
+
+
+def plan_renders(uow: SqlUnitOfWork, out_dir: Path, *, periods: Iterable[str] = (),
+                 document_ids: Iterable[int] = ()) -> tuple[list[RenderJob], int, set[str]]:
+    """The render jobs needed, how many documents need none, and the periods seen."""
+    with uow.read():
+        rows: dict[int, DocumentRow] = {}
+        for row in uow.documents.needing_files():
+            rows[row.id or 0] = row
+        for period in sorted(set(periods)):
+            for row in uow.documents.listing(period=period):
+                rows[row.id or 0] = row
+        ids = [i for i in document_ids if i not in rows]
+        for document_id in ids:
+            found = uow.documents.get(document_id)
+            if found is not None:
+                rows[document_id] = found
+    jobs, skipped = [], 0
+    for row in sorted(rows.values(), key=lambda r: (r.period, r.kind, r.id or 0)):
+        base = document_base(out_dir, row)
+        if row.status == "draft":
+            needed = row.rendered_key != draft_key(row) or _missing(base)
+        else:
+            needed = row.file_hashes is None or _missing(base)
+        if needed:
+            jobs.append(RenderJob(row.id or 0, row.content, str(base)))
+        else:
+            skipped += 1
+    return jobs, skipped, {row.period for row in rows.values()}
+
+
+def record_renders(uow: SqlUnitOfWork, clock: Clock, rendered: Sequence[Rendered],
+                   report: RenderReport) -> None:
+    """Record the files' hashes (issued) or the render key (drafts)."""
+    with uow:
+        for item in rendered:
+            row = uow.documents.get(item.document_id)
+            if row is None:
+                continue
+            if row.status == "draft":
+                uow.documents.change(item.document_id, rendered_key=draft_key(row))
+            elif row.file_hashes is None:
+                uow.documents.change(item.document_id, file_hashes=item.hashes,
+                                     updated_at=clock.now())
+            elif row.file_hashes != item.hashes:
+                report.differing.append(row.number or str(row.id))
+        uow.commit()
+
+
+def _remove(base: Path) -> None:
+    for path in document_paths(base).values():
+        path.unlink(missing_ok=True)
+
+
+def tidy_drafts(uow: SqlUnitOfWork, out_dir: Path, periods: Iterable[str]) -> int:
+    """Remove files of drafts that were issued or no longer exist; returns how many."""
+    removed = 0
+    for period in sorted(set(periods)):
+        folder = out_dir.resolve() / period / "drafts"
+        if not folder.is_dir():
+            continue
+        with uow.read():
+            current = {r.draft_ref for r in uow.documents.drafts([period])}
+        for path in folder.iterdir():
+            if path.suffix.lstrip(".") in SUFFIXES and path.stem not in current:
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def render_documents(uow: SqlUnitOfWork, clock: Clock, out_dir: Path, render: Renderer, *,
+                     periods: Iterable[str] = (), document_ids: Iterable[int] = ()
+                     ) -> RenderReport:
+    """Plan, render (with `render`), record, and tidy drafts' files."""
+    periods = list(periods)
+    jobs, skipped, seen = plan_renders(uow, out_dir, periods=periods,
+                                       document_ids=document_ids)
+    report = RenderReport(skipped=skipped)
+    rendered = render(jobs) if jobs else []
+    record_renders(uow, clock, rendered, report)
+    report.rendered = len(rendered)
+    report.paths = [str(document_paths(Path(job.base))["pdf"]) for job in jobs]
+    tidy_drafts(uow, out_dir, {*periods, *seen})
+    return report
