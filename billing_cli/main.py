@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -26,6 +26,9 @@ from billing_core.db.migrate import ensure_schema, upgrade
 from billing_core.errors import describe
 from billing_core.periods import BillingPeriod, InvalidPeriod
 from billing_core.services.unit_of_work import SqlUnitOfWork
+
+if TYPE_CHECKING:
+    from flows.render_runner import Runner
 
 app = typer.Typer(help="Billflow: usage-based batch billing. Database: BILLING_DATABASE_URL "
                        "(default sqlite:///billing.db in the working directory).",
@@ -314,7 +317,8 @@ def run(
 
     with _flow_errors(f"billing run for {period}"):
         result = bill_cycle(period=period, customers=customer or None, out_dir=str(out),
-                            runner=runner, workers=workers, dask_address=dask_address)
+                            runner=cast("Runner | None", runner), workers=workers,
+                            dask_address=dask_address)
     typer.echo(f"drafted {result['period']}: {result['drafts']} draft(s) ({result['created']} "
                f"new, {result['updated']} revised, {result['unchanged']} unchanged), "
                f"{result['issued']} already issued; totals "
@@ -460,8 +464,8 @@ def invoices_finalize(
 
     with _flow_errors(f"finalizing {period}"):
         result = finalize_invoices(period=period, customers=customer or None, force=force,
-                                   out_dir=str(out), runner=runner, workers=workers,
-                                   dask_address=dask_address)
+                                   out_dir=str(out), runner=cast("Runner | None", runner),
+                                   workers=workers, dask_address=dask_address)
     numbers = result["invoices"]
     typer.echo(f"finalized {result['period']}: {len(numbers)} invoice(s)"
                + (f" ({numbers[0]} to {numbers[-1]})" if numbers else "")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from billing_core.periods import BillingPeriod
 from billing_core.services.drafting import DraftResult, draft_period
 from billing_core.services.rendering import RenderReport, render_documents
 from billing_core.services.runs import RunHandle, billing_run
-from flows.common import DB_TASK, NEVER_CACHE, Period, clock, unit_of_work
+from flows.common import Period, clock, db_task, plain_task, unit_of_work
 from flows.render_runner import RenderPlan, Runner, resolve_plan
 from flows.reporting import log_draft, log_render, money_dict, publish_draft
 
@@ -20,14 +20,14 @@ class SubscriptionsNotBilled(RuntimeError):
     """Some subscriptions could not be billed; the others were."""
 
 
-@task(name="draft-invoices", **DB_TASK)
+@db_task("draft-invoices")
 def draft_invoices(period: str, customers: list[str] | None, run_id: int) -> DraftResult:
     """Measure every active subscription's usage and create or update its draft invoice."""
     return draft_period(unit_of_work(), clock(), BillingPeriod.parse(period), customers,
                         run_id)
 
 
-@task(name="render-documents", **NEVER_CACHE)
+@plain_task("render-documents")
 def render_local(out_dir: str, plan: RenderPlan, periods: list[str]) -> RenderReport:
     """Write the files of every document whose content changed or whose files are missing,
     in this process or a local pool of processes."""
@@ -69,7 +69,7 @@ def bill_cycle(period: Period, customers: list[str] | None = None,
         period: Billing month to draft, YYYY-MM (e.g. 2026-10). It may still be open.
         customers: Only these customer ids; leave empty for every customer.
         out_dir: Folder for the documents, on the machine that runs the flow; drafts go to
-            <out_dir>/<period>/drafts/.
+            OUT_DIR/PERIOD/drafts/.
         runner: Where documents render: in-process, processes or dask. Empty means the
             BILLING_RUNNER setting, else in-process.
         workers: Processes in the local pool (runner processes), or Dask workers to cut

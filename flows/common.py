@@ -3,23 +3,34 @@ parameters."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, ParamSpec, TypeVar
 
+from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from sqlalchemy import Engine
 
 from billing_core.clock import Clock, default_clock
 from billing_core.db.engine import get_engine
 from billing_core.db.errors import is_transient
 from billing_core.db.migrate import ensure_schema
-from billing_core.periods import PERIOD_PATTERN
+from billing_core.periods import BillingPeriod
 from billing_core.services.unit_of_work import SqlUnitOfWork
 
-Period = Annotated[str, Field(pattern=PERIOD_PATTERN, examples=["2026-10"])]
+
+def _period(value: str) -> str:
+    """A clear message for a bad period (a schema pattern would show its regex)."""
+    return str(BillingPeriod.parse(value))
+
+
+Period = Annotated[str, AfterValidator(_period), Field(examples=["2026-10"])]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 DB_RETRIES = 3
-DB_RETRY_DELAYS = [2, 10, 30]
+DB_RETRY_DELAYS: list[float] = [2, 10, 30]
 
 # Billing tasks have side effects (rows, files) and must run every time; without this,
 # Prefect would also hash every task's inputs (thousands of invoices) for a cache key.
@@ -60,3 +71,15 @@ def retry_on_transient_db_error(_task: Any, _task_run: Any, state: Any) -> bool:
 
 DB_TASK: dict[str, Any] = {"retries": DB_RETRIES, "retry_delay_seconds": DB_RETRY_DELAYS,
                            "retry_condition_fn": retry_on_transient_db_error, **NEVER_CACHE}
+
+
+def db_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """A task that talks to the database: retried on transient errors only, never
+    cached (it has side effects)."""
+    return task(name=name, retries=DB_RETRIES, retry_delay_seconds=DB_RETRY_DELAYS,
+                retry_condition_fn=retry_on_transient_db_error, cache_policy=NO_CACHE)
+
+
+def plain_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """A task with side effects (files) and no retries, never cached."""
+    return task(name=name, cache_policy=NO_CACHE)

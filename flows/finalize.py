@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from billing_core.periods import BillingPeriod
 from billing_core.services.finalizing import FinalizeResult, finalize_period
 from billing_core.services.runs import billing_run
 from flows.billing import SubscriptionsNotBilled, record, render
-from flows.common import DB_TASK, Period, clock, unit_of_work
+from flows.common import Period, clock, db_task, unit_of_work
 from flows.render_runner import Runner, resolve_plan
 from flows.reporting import log_draft, log_render, money_dict, publish_draft, publish_finalized
 
 
-@task(name="finalize-invoices", **DB_TASK)
+@db_task("finalize-invoices")
 def finalize(period: str, customers: list[str] | None, force: bool,
              run_id: int) -> FinalizeResult:
     """Draft the month again, then number and freeze its drafts in one transaction."""
@@ -38,7 +38,7 @@ def finalize_invoices(period: Period | None = None, customers: list[str] | None 
         force: Finalize even though the month is still open or inside its grace period
             (late events then become adjustments on a later invoice).
         out_dir: Folder for the documents, on the machine that runs the flow; issued
-            documents go to <out_dir>/<period>/<number>.pdf (.html, .json).
+            documents go to OUT_DIR/PERIOD/NUMBER.pdf (.html, .json).
         runner: Where documents render: in-process, processes or dask. Empty means the
             BILLING_RUNNER setting, else in-process.
         workers: Processes in the local pool (runner processes), or Dask workers to cut

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from billing_core.services.ingest import IngestReport, ingest_paths
-from flows.common import DB_TASK, clock, unit_of_work
+from flows.common import clock, db_task, unit_of_work
 
 
-@task(name="ingest-files", **DB_TASK)
+@db_task("ingest-files")
 def ingest_files(paths: list[str]) -> IngestReport:
     """Stream the files into the events table in chunks (re-running is harmless)."""
     return ingest_paths(unit_of_work(), list(paths), clock())

@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from prefect import task
-
 from billing_core.render.batch import (
     Rendered,
     RenderJob,
@@ -25,7 +23,7 @@ from billing_core.render.batch import (
     split_batches,
 )
 from billing_core.services.rendering import Renderer
-from flows.common import NEVER_CACHE
+from flows.common import plain_task
 
 Runner = Literal["in-process", "processes", "dask"]
 RUNNERS: tuple[str, ...] = get_args(Runner)
@@ -92,7 +90,7 @@ def resolve_plan(runner: str | None = None, workers: int | None = None,
     return RenderPlan("dask", count or DASK_DEFAULT_WORKERS, address)
 
 
-@task(name="render-document-batch", **NEVER_CACHE)
+@plain_task("render-document-batch")
 def render_document_batch(jobs: list[RenderJob]) -> list[Rendered]:
     """One batch of documents, rendered on a Dask worker with that worker's renderer."""
     return render_batch(jobs)

@@ -26,10 +26,10 @@ def log_draft(result: DraftResult) -> None:
         logger.warning("late usage for %s, subscription %s, meter %s: billed %s, now %s "
                        "-> %s%s", item.period, item.subscription_id, item.meter, item.billed,
                        item.current, item.action, f" ({item.target})" if item.target else "")
-    for item in result.older_late:
+    for older in result.older_late:
         logger.warning("%s event(s) for customer %s in %s arrived after the look-back; "
-                       "reported, not billed", item["events"], item["customer"],
-                       item["period"])
+                       "reported, not billed", older["events"], older["customer"],
+                       older["period"])
     for failure in result.failures:
         logger.error("subscription %s (customer %s, %s) was not billed: %s",
                      failure["subscription"], failure["customer"], failure["period"],

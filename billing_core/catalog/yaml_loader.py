@@ -98,8 +98,10 @@ def _construct_timestamp_text(loader: _Loader, node: ScalarNode) -> Any:
     return loader.construct_scalar(node)
 
 
-_Loader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp_text)
+_Loader.add_constructor("tag:yaml.org,2002:float",  # type: ignore[type-var]
+                        _construct_decimal)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp",  # type: ignore[type-var]
+                        _construct_timestamp_text)
 
 
 def _decode(data: bytes) -> str:

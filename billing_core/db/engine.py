@@ -106,8 +106,8 @@ def _decimal_cmp(left: object, right: object) -> int | None:
 def _configure_sqlite(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     dbapi_connection.isolation_level = None  # transactions are begun by _begin_sqlite
     dbapi_connection.create_function("decimal_cmp", 2, _decimal_cmp, deterministic=True)
-    dbapi_connection.create_aggregate("decimal_sum", 1, _DecimalSum)
-    dbapi_connection.create_aggregate("decimal_max", 1, _DecimalMax)
+    dbapi_connection.create_aggregate("decimal_sum", 1, _DecimalSum)  # type: ignore[arg-type]
+    dbapi_connection.create_aggregate("decimal_max", 1, _DecimalMax)  # type: ignore[arg-type]
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

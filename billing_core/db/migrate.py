@@ -22,7 +22,9 @@ def _config(engine: Engine) -> Config:
 
 def head_revision() -> str:
     """The newest migration revision."""
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None
+    return head
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -19,6 +20,11 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from billing_core.db.types import ExactDecimal, JsonDocument
+
+
+def table(name: str) -> Table:
+    """The SQLAlchemy table of one of these models, by its name."""
+    return SQLModel.metadata.tables[name]
 
 
 def _utc(nullable: bool = False) -> Column:

@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from billing_core.db.types import dumps_exact
 from billing_core.ingest.records import RawRecord, Reason
@@ -91,7 +91,9 @@ def parse_json(text: str) -> Any:
 
 
 def _open_binary(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+    if path.name.lower().endswith(".gz"):
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return open(path, "rb")
 
 
 def _open_text(path: Path) -> IO[str]:

@@ -52,6 +52,7 @@ def classify(records: list[RawRecord], customers: set[str] | frozenset[str],
         if record.error is not None:
             outcomes[i] = Outcome("rejected", *record.error)
             continue
+        assert record.candidate is not None  # a record without an error has a candidate
         try:
             event = validate(record.candidate, customers, ingested_at)
         except Rejected as exc:
@@ -92,7 +93,7 @@ def _insert_sqlite(conn: Connection, events: list[ValidEvent], source: str,
     stamp = sqlite_datetime(ingested_at)
     rows = [(e.event_id, e.customer_id, e.event_name, sqlite_datetime(e.ts),
              e.metadata_json, e.payload_hash, stamp, source) for e in events]
-    dbapi = conn.connection.driver_connection
+    dbapi: Any = conn.connection.driver_connection
     before = dbapi.total_changes
     conn.exec_driver_sql(
         "INSERT INTO event (event_id, customer_id, event_name, ts, metadata, payload_hash, "
@@ -114,7 +115,8 @@ def _insert_postgres(conn: Connection, events: list[ValidEvent], source: str,
     conn.exec_driver_sql(
         "CREATE TEMP TABLE IF NOT EXISTS event_stage "
         "(LIKE event INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-    cursor = conn.connection.driver_connection.cursor()
+    driver: Any = conn.connection.driver_connection
+    cursor = driver.cursor()
     with cursor.copy("COPY event_stage (event_id, customer_id, event_name, ts, metadata, "
                      "payload_hash, ingested_at, source) FROM STDIN") as copy:
         for e in events:

@@ -33,6 +33,17 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def remove_leftovers(folder: Path) -> int:
+    """Remove temporary files that a killed writer left in `folder`; returns how many."""
+    removed = 0
+    if folder.is_dir():
+        for kind in SUFFIXES:
+            for path in folder.glob(f".*.{kind}.*"):
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
 def document_paths(base: Path) -> dict[str, Path]:
     """base = DIR/<period>/<number> (or DIR/<period>/drafts/<reference>)."""
     return {kind: base.with_name(f"{base.name}.{kind}") for kind in SUFFIXES}

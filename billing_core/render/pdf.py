@@ -7,6 +7,7 @@ document always renders to the same bytes."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from weasyprint import CSS, HTML
@@ -28,7 +29,7 @@ class TemplatesOnlyFetcher(URLFetcher):
         super().__init__(allowed_protocols=("file",))
         self.root = root.resolve()
 
-    def fetch(self, url: str, headers: dict | None = None):  # type: ignore[override]
+    def fetch(self, url: str, headers: dict | None = None) -> Any:
         parsed = urlparse(url)
         if parsed.scheme != "file":
             raise BlockedFetch(f"blocked fetch of {url!r}: only files under {self.root}")

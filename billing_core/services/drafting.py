@@ -36,6 +36,7 @@ from billing_core.documents.model import (
 )
 from billing_core.documents.numbering import draft_reference
 from billing_core.errors import describe
+from billing_core.failpoints import failpoint
 from billing_core.invoicing import invoice_document, late_usage_lines, usage_window
 from billing_core.metering import MeterUsage, Usage, Window, measure, skipped_by_meter
 from billing_core.money import EXACT
@@ -353,6 +354,7 @@ def _store(uow: SqlUnitOfWork, clock: Clock, label: str, lookback: list[str],
                  and (r.period == label or r.reissue_of_id is not None)]
         uow.documents.delete_drafts(stale)
         result.removed = len(stale)
+        failpoint("draft.before_commit")
         uow.commit()
     with uow.read():
         refs = {p.document.draft_reference for p in plans}

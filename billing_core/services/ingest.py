@@ -11,6 +11,7 @@ from typing import Any
 
 from billing_core.clock import Clock
 from billing_core.db.models import QuarantineRow
+from billing_core.failpoints import failpoint
 from billing_core.ingest.readers import (
     CHUNK_SIZE,
     UnreadableInput,
@@ -97,6 +98,7 @@ def ingest_file(uow: SqlUnitOfWork, path: Path, customers: set[str], clock: Cloc
                 outcomes = uow.events.store(chunk, customers, ingested_at, source)
                 uow.quarantine.add(quarantine_rows(chunk, outcomes, ingested_at))
                 uow.commit()
+            failpoint("ingest.after_chunk")
             accounting.count(outcomes)
             if progress is not None:
                 progress(report.path, accounting)

@@ -22,8 +22,9 @@ from pathlib import Path
 
 from billing_core.clock import Clock
 from billing_core.db.models import DocumentRow
+from billing_core.failpoints import failpoint
 from billing_core.render.batch import Rendered, RenderJob
-from billing_core.render.files import SUFFIXES, document_paths
+from billing_core.render.files import SUFFIXES, document_paths, remove_leftovers
 from billing_core.render.html import templates_fingerprint
 from billing_core.services.unit_of_work import SqlUnitOfWork
 
@@ -107,10 +108,13 @@ def _remove(base: Path) -> None:
 
 
 def tidy_drafts(uow: SqlUnitOfWork, out_dir: Path, periods: Iterable[str]) -> int:
-    """Remove files of drafts that were issued or no longer exist; returns how many."""
+    """Remove files of drafts that were issued or no longer exist, and temporary files a
+    killed writer left behind; returns how many."""
     removed = 0
     for period in sorted(set(periods)):
+        removed += remove_leftovers(out_dir.resolve() / period)
         folder = out_dir.resolve() / period / "drafts"
+        removed += remove_leftovers(folder)
         if not folder.is_dir():
             continue
         with uow.read():
@@ -131,6 +135,7 @@ def render_documents(uow: SqlUnitOfWork, clock: Clock, out_dir: Path, render: Re
                                        document_ids=document_ids)
     report = RenderReport(skipped=skipped)
     rendered = render(jobs) if jobs else []
+    failpoint("render.before_record")
     record_renders(uow, clock, rendered, report)
     report.rendered = len(rendered)
     report.paths = [str(document_paths(Path(job.base))["pdf"]) for job in jobs]

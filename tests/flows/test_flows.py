@@ -97,7 +97,8 @@ def test_draft_then_finalize_as_flow_runs(env, issue_catalog, tmp_path):
 def test_bad_period_is_refused_by_the_flow_parameters(env):
     from flows.billing import bill_cycle
 
-    with pytest.raises(Exception, match="pattern"):
+    with pytest.raises(Exception, match=r"period must be YYYY-MM \(e.g. 2026-10\), got "
+                                        r"'2026-13'"):
         bill_cycle(period="2026-13")
 
 

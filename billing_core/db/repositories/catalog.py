@@ -12,12 +12,12 @@ from sqlalchemy import Connection, Table, case, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from billing_core.catalog.models import Catalog
-from billing_core.db.models import CatalogVersionRow, CustomerRow, SubscriptionRow
+from billing_core.db.models import table
 from billing_core.db.types import dumps_exact, loads_exact
 
-VERSION: Table = CatalogVersionRow.__table__  # type: ignore[assignment]
-CUSTOMER: Table = CustomerRow.__table__  # type: ignore[assignment]
-SUBSCRIPTION: Table = SubscriptionRow.__table__  # type: ignore[assignment]
+VERSION: Table = table("catalog_version")
+CUSTOMER: Table = table("customer")
+SUBSCRIPTION: Table = table("subscription")
 
 
 @dataclass(frozen=True)
@@ -90,15 +90,17 @@ class CatalogRepository:
                   now: datetime) -> None:
         """Upsert the customer and subscription rows; mark archived ones (an entity that
         was archived before keeps the time it was archived)."""
-        customers = [{"id": c.id, "name": c.name, "email": c.email, "address": c.address,
-                      "archived_at": None} for c in catalog.customers]
+        customers: list[dict[str, Any]] = [
+            {"id": c.id, "name": c.name, "email": c.email, "address": c.address,
+             "archived_at": None} for c in catalog.customers]
         customers += [{"id": c["id"], "name": c["name"], "email": c["email"],
                        "address": c.get("address", ""), "archived_at": now}
                       for c in archived.get("customers", [])]
         self._upsert(CUSTOMER, customers, ("name", "email", "address"))
-        subscriptions = [{"id": s.id, "customer_id": s.customer, "product_key": s.product,
-                          "start_date": s.start, "end_date": s.end, "archived_at": None}
-                         for s in catalog.subscriptions]
+        subscriptions: list[dict[str, Any]] = [
+            {"id": s.id, "customer_id": s.customer, "product_key": s.product,
+             "start_date": s.start, "end_date": s.end, "archived_at": None}
+            for s in catalog.subscriptions]
         subscriptions += [{"id": s["id"], "customer_id": s["customer"],
                            "product_key": s["product"],
                            "start_date": date.fromisoformat(s["start"]),

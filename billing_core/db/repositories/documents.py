@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from billing_core.db.models import BilledUsageRow, DocumentRow, NumberSequenceRow
+from billing_core.db.models import DocumentRow, table
 
-DOCUMENT: Table = DocumentRow.__table__  # type: ignore[assignment]
-SEQUENCE: Table = NumberSequenceRow.__table__  # type: ignore[assignment]
-BILLED: Table = BilledUsageRow.__table__  # type: ignore[assignment]
+DOCUMENT: Table = table("document")
+SEQUENCE: Table = table("number_sequence")
+BILLED: Table = table("billed_usage")
 
 ISSUED = ("finalized", "paid", "void", "issued")
 

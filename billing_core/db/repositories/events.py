@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from billing_core.db.models import EventRow, QuarantineRow
+from billing_core.db.models import QuarantineRow, table
 from billing_core.ingest.records import Outcome, RawRecord
 from billing_core.ingest.store import store_chunk
 
-EVENT: Table = EventRow.__table__  # type: ignore[assignment]
-QUARANTINE: Table = QuarantineRow.__table__  # type: ignore[assignment]
+EVENT: Table = table("event")
+QUARANTINE: Table = table("quarantine")
 
 
 class EventRepository:

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, delete, insert, select, update
 
-from billing_core.db.models import BillingRunRow, LeaseRow
+from billing_core.db.models import BillingRunRow, LeaseRow, table
 
-RUN: Table = BillingRunRow.__table__  # type: ignore[assignment]
-LEASE: Table = LeaseRow.__table__  # type: ignore[assignment]
+RUN: Table = table("billing_run")
+LEASE: Table = table("lease")
 
 
 class RunRepository:

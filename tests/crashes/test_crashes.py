@@ -1,0 +1,237 @@
+"""Real processes killed with SIGKILL at exact points (failpoints), and runs that meet each
+other, on SQLite and PostgreSQL.
+
+A killed finalization is shown as crashed, and running it again completes the work with
+the same numbers for the same invoices, no gaps, and files byte-identical to those of a
+run that never crashed.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from billing_core.db.engine import get_engine
+from billing_core.db.migrate import upgrade
+from billing_core.services.runs import list_runs
+from billing_core.services.unit_of_work import SqlUnitOfWork
+from tests.conftest import (
+    CLOCK,
+    POSTGRES_URL,
+    ROOT,
+    _drop_schema,
+    _postgres_schema_url,
+    apply,
+    ingest,
+    parse_catalog,
+    write_jsonl,
+)
+
+pytestmark = pytest.mark.slow
+NOW = "2026-11-10T09:00:00Z"
+CUSTOMERS = 8
+
+
+def catalog():
+    from tests.conftest import catalog_document
+
+    doc = catalog_document()
+    doc["customers"] = [{"id": f"cus_{i:02d}", "name": f"Customer {i}",
+                         "email": f"c{i}@example.test"} for i in range(CUSTOMERS)]
+    doc["subscriptions"] = [{"id": f"sub_{i:02d}", "customer": f"cus_{i:02d}",
+                             "product": "pro", "start": "2026-01-01"}
+                            for i in range(CUSTOMERS)]
+    return parse_catalog(doc)
+
+
+def events(folder: Path) -> Path:
+    return write_jsonl(folder / "october.jsonl", [
+        {"event_id": f"e{c}-{i}", "customer_id": f"cus_{c:02d}", "event_name": "api.call",
+         "timestamp": "2026-10-15T10:00:00Z",
+         "metadata": {"method": "POST", "endpoint": "/v1/x"}}
+        for c in range(CUSTOMERS) for i in range(900 + 60 * c)])
+
+
+def prepare(url: str, folder: Path) -> None:
+    engine = get_engine(url)
+    upgrade(engine)
+    apply(engine, catalog())
+    folder.mkdir(parents=True, exist_ok=True)
+    ingest(engine, [events(folder)])
+
+
+def drive(url: str, *args: str, failpoint: str | None = None,
+          wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:
+    env = {**os.environ, "BILLING_DATABASE_URL": url, "BILLING_NOW": NOW,
+           "PYTHONPATH": str(ROOT)}
+    env.pop("BILLING_FAILPOINT", None)
+    if failpoint:
+        env["BILLING_FAILPOINT"] = failpoint
+    command = [sys.executable, "-m", "tests.crashes.driver", *args]
+    if not wait:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def issued(url: str) -> dict[str, str]:
+    with get_engine(url).connect() as conn:
+        return dict(conn.execute(text(
+            "SELECT subscription_id, number FROM document WHERE kind = 'invoice' "
+            "AND number IS NOT NULL")).all())
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def control_url(db_url, tmp_path):
+    """A second, empty database of the same kind, for the run that never crashes."""
+    if db_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'control.db'}"
+        return
+    url, schema = _postgres_schema_url(POSTGRES_URL)
+    yield url
+    get_engine(url).dispose()
+    _drop_schema(POSTGRES_URL, schema)
+
+
+@pytest.fixture
+def control(control_url, tmp_path):
+    prepare(control_url, tmp_path / "control-data")
+    done = drive(control_url, "finalize", "2026-10", str(tmp_path / "control-out"))
+    assert done.returncode == 0, done.stderr
+    return issued(control_url), files(tmp_path / "control-out")
+
+
+@pytest.mark.parametrize("failpoint", [
+    "draft.before_commit",          # while the drafts are being written
+    "finalize.after_invoice:3",     # in the middle of numbering
+    "finalize.before_commit",       # numbered, not committed
+    "finalize.after_commit",        # numbered and committed, no file written
+    "render.after_document:2",      # two of eight documents written
+    "render.before_record",         # every file written, no hash recorded
+])
+def test_a_killed_finalization_completes_when_run_again(db_url, tmp_path, control,
+                                                        failpoint):
+    expected_numbers, expected_files = control
+    prepare(db_url, tmp_path / "data")
+    out = tmp_path / "out"
+    killed = drive(db_url, "finalize", "2026-10", str(out), failpoint=failpoint)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+
+    runs = list_runs(SqlUnitOfWork(get_engine(db_url)), CLOCK)
+    assert [r.status for r in runs] == ["crashed"]
+    assert "killed or crashed" in runs[0].error
+
+    again = drive(db_url, "finalize", "2026-10", str(out))
+    assert again.returncode == 0, again.stderr
+    assert [r.status for r in list_runs(SqlUnitOfWork(get_engine(db_url)), CLOCK)] == \
+        ["completed", "crashed"]
+    assert issued(db_url) == expected_numbers
+    assert sorted(expected_numbers.values()) == [f"INV-2026-{i:06d}"
+                                                 for i in range(1, CUSTOMERS + 1)]
+    assert files(out) == expected_files            # no leftovers, same bytes
+    with get_engine(db_url).connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM document WHERE number IS NOT NULL "
+                                 "AND file_hashes IS NULL")).scalar_one() == 0
+
+
+def test_a_second_run_stops_at_once_naming_the_first(db_url, tmp_path):
+    prepare(db_url, tmp_path / "data")
+    first = drive(db_url, "finalize", "2026-10", str(tmp_path / "out"),
+                  failpoint="finalize.before_commit=sleep:8", wait=False)
+    engine = get_engine(db_url)
+    deadline = time.monotonic() + 60
+    while True:
+        with engine.connect() as conn:
+            running = conn.execute(text("SELECT id, pid FROM billing_run "
+                                        "WHERE status = 'running'")).first()
+        if running or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert running, "the first run never started"
+    started = time.monotonic()
+    second = drive(db_url, "finalize", "2026-10", str(tmp_path / "out2"))
+    assert time.monotonic() - started < 6            # it did not wait for the first
+    assert second.returncode == 3
+    assert f"run #{running.id} (finalize 2026-10)" in second.stderr
+    assert f"process {running.pid}" in second.stderr
+    assert "Traceback" not in second.stderr
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert len(json.loads(out)["invoices"]) == CUSTOMERS
+    assert len(issued(db_url)) == CUSTOMERS
+
+
+def test_two_ingests_of_the_same_file_at_once(db_url, tmp_path):
+    engine = get_engine(db_url)
+    upgrade(engine)
+    apply(engine, catalog())
+    path = events(tmp_path)                       # 9,680 events
+    env = {**os.environ, "BILLING_DATABASE_URL": db_url}
+    billing = str(Path(sys.executable).parent / "billing")
+    both = [subprocess.Popen([billing, "ingest", str(path), "--json"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    results = [p.communicate(timeout=300) for p in both]
+    for process, (_, err) in zip(both, results, strict=True):
+        assert process.returncode == 0, err
+        assert "Traceback" not in err
+    counts = [json.loads(out) for out, _ in results]
+    total = sum(900 + 60 * c for c in range(CUSTOMERS))
+    assert all(c["records"] == total and c["rejected"] == 0 for c in counts)
+    assert sum(c["ingested"] for c in counts) == total
+    assert sum(c["duplicates"] for c in counts) == total
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM event")).scalar_one() == total
+
+
+def test_a_killed_ingest_keeps_its_chunks_and_completes_when_run_again(db_url, tmp_path):
+    engine = get_engine(db_url)
+    upgrade(engine)
+    apply(engine, catalog())
+    big = write_jsonl(tmp_path / "big.jsonl", [
+        {"event_id": f"b{i}", "customer_id": "cus_01", "event_name": "api.call",
+         "timestamp": "2026-10-15T10:00:00Z"} for i in range(45_000)])
+    killed = drive(db_url, "ingest", str(big), failpoint="ingest.after_chunk:2")
+    assert killed.returncode == -signal.SIGKILL
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM event")).scalar_one() == 40_000
+    again = drive(db_url, "ingest", str(big))
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == {"records": 45_000, "ingested": 5_000,
+                                        "duplicates": 40_000, "rejected": 0}
+
+
+@pytest.mark.flow
+def test_a_killed_billing_run_from_the_command_line_is_shown_crashed(db_url, tmp_path,
+                                                                      prefect_server):
+    prepare(db_url, tmp_path / "data")
+    env = {**os.environ, **{k: v for k, v in prefect_server.items() if k != "log"},
+           "BILLING_DATABASE_URL": db_url, "BILLING_NOW": NOW,
+           "BILLING_FAILPOINT": "draft.before_commit"}
+    billing = str(Path(sys.executable).parent / "billing")
+    killed = subprocess.run([billing, "run", "--period", "2026-10", "--out",
+                             str(tmp_path / "out")], env=env, capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    del env["BILLING_FAILPOINT"]
+    shown = subprocess.run([billing, "runs", "--json"], env=env, capture_output=True,
+                           text=True, timeout=120, cwd=tmp_path)
+    runs = json.loads(shown.stdout)
+    assert [(r["kind"], r["status"]) for r in runs] == [("draft", "crashed")]
+    again = subprocess.run([billing, "run", "--period", "2026-10", "--out",
+                            str(tmp_path / "out")], env=env, capture_output=True, text=True,
+                           timeout=300, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"drafted 2026-10: {CUSTOMERS} draft(s) ({CUSTOMERS} new" in again.stdout
