@@ -139,3 +139,18 @@ def test_monthly_billing_ingests_the_inbox_and_drafts_the_month(env, issue_catal
     # The next run finds an empty inbox and changes nothing.
     second = monthly_billing(period="2026-10", out_dir=str(tmp_path / "out"))
     assert second["ingested"] is None and second["billed"]["unchanged"] == 1
+
+
+def test_the_preview_flow_stores_nothing(env, issue_catalog, tmp_path):
+    from flows.preview import preview_invoice
+
+    apply(env, issue_catalog)
+    ingest(env, [write_jsonl(tmp_path / "n.jsonl", [
+        {"event_id": f"n{i}", "customer_id": "cus_acme", "event_name": "api.call",
+         "timestamp": "2026-11-05T12:00:00Z",
+         "metadata": {"method": "POST", "endpoint": "/v1/x"}} for i in range(1100)])])
+    docs = preview_invoice(customer="cus_acme")
+    assert [(d["period"]["label"], d["invoice_number"], d["total"]) for d in docs] == \
+        [("2026-11", None, "51.00")]          # 49 + 100 x 0.02, up to November 10
+    with env.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM document")).scalar_one() == 0

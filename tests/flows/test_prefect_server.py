@@ -65,7 +65,8 @@ def test_deploy_all_asks_nothing_and_the_schedules_create_runs(prefect_server):
     with temporary_settings({PREFECT_API_URL: prefect_server["PREFECT_API_URL"]}), \
             get_client(sync_client=True) as client:
         deployments = {d.name: d for d in client.read_deployments()}
-        assert set(deployments) >= {"monthly", "finalize", "bill-cycle", "ingest-events"}
+        assert set(deployments) >= {"monthly", "finalize", "bill-cycle", "ingest-events",
+                                    "preview-invoice"}
 
         # Every parameter shows a description in the run form.
         for deployment in deployments.values():
@@ -96,4 +97,4 @@ def test_deploy_all_asks_nothing_and_the_schedules_create_runs(prefect_server):
         assert all(t > now and t.day == day and (t.hour, t.minute) == (3, 0)
                    and t.utcoffset().total_seconds() == 0 for t in scheduled), scheduled
     # The deployments without schedules create no runs by themselves.
-    assert runs["bill-cycle"] == [] and runs["ingest-events"] == []
+    assert runs["bill-cycle"] == runs["ingest-events"] == runs["preview-invoice"] == []
