@@ -224,6 +224,8 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders")]
             typer.echo(f"  rejected {reason}: {count}")
         if total.rejected:
             typer.echo("see `billing quarantine list` for the rejected records")
+    for note in report.notes:
+        typer.echo(f"note: {safe(note)}", err=True)
     for error in report.errors:
         typer.echo(f"error: {safe(error)}", err=True)
     if report.errors:

@@ -1,7 +1,7 @@
 """Failpoints: named places where a test can make this process die as if killed.
 
 `BILLING_FAILPOINT=finalize.after_commit` makes the process send itself SIGKILL when it
-reaches that place; `render.after_document:3` when it reaches it the third time;
+reaches that place (each time); `render.after_document:3` only the third time;
 `finalize.before_commit=sleep:5` makes it wait five seconds there instead (to hold a run
 open while a test starts another). Crash tests use them to kill real processes at exact
 points. Unset, a failpoint costs one dictionary look-up.
@@ -27,7 +27,7 @@ def failpoint(name: str) -> None:
     if target != name:
         return
     _reached[name] += 1
-    if _reached[name] < int(count or 1):
+    if count and _reached[name] != int(count):
         return
     if action.startswith("sleep:"):
         time.sleep(float(action.split(":", 1)[1]))

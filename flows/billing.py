@@ -44,6 +44,7 @@ def render(out_dir: str, plan: RenderPlan, periods: list[str]) -> RenderReport:
 
 
 def record(run: RunHandle, result: DraftResult, report: RenderReport) -> None:
+    result.failures.extend(report.failures)
     run.values.update(
         subscriptions=result.subscriptions, invoices_created=result.created,
         invoices_updated=result.updated, invoices_unchanged=result.unchanged,

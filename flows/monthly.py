@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from billing_core.ingest.readers import expand_paths
+from billing_core.ingest.paths import expand_paths
 from billing_core.periods import BillingPeriod
 from flows.billing import bill_cycle
 from flows.common import Period, clock
@@ -34,7 +34,7 @@ def monthly_billing(period: Period | None = None, out_dir: str = "invoices") -> 
     inbox = inbox_dir()
     now = clock().now()
     billed = period or str(BillingPeriod.last_closed(now))
-    files, _ = expand_paths([inbox]) if inbox.is_dir() else ([], [])
+    files = expand_paths([inbox]).files if inbox.is_dir() else []
     files = [f for f in files if "processed" not in f.relative_to(inbox).parts]
     ingested = None
     if files:

@@ -40,6 +40,9 @@ def log_render(report: RenderReport) -> None:
     logger = get_run_logger()
     logger.info("rendered %s document(s), %s needed no render", report.rendered,
                 report.skipped)
+    for failure in report.failures:
+        logger.error("%s (customer %s, %s) %s", failure["document"], failure["customer"],
+                     failure["period"], failure["reason"])
     for number in report.differing:
         logger.warning("re-rendered %s differs from its issued files (the templates changed "
                        "since it was issued); the recorded hashes are kept", number)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import urllib.parse
+from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 
 from billing_core.db.types import dumps_exact, loads_exact
 from billing_core.money import EXACT
@@ -26,15 +28,51 @@ def get_engine(url: str | None = None) -> Engine:
     return _engine_for(database_url(url))
 
 
+def read_only_file(url: str) -> str | None:
+    """The path of a SQLite database file this process may read but not write (nor create
+    its journal beside), or None."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database \
+            or parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None
+    path = os.path.abspath(parsed.database)
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        return None
+    writable = os.access(path, os.W_OK) and os.access(os.path.dirname(path), os.W_OK)
+    return None if writable else path
+
+
+def _read_only_connect(path: str) -> Callable[[], sqlite3.Connection]:
+    """Connections that only read: `mode=ro`, or `immutable` when SQLite cannot even keep
+    its shared-memory file beside a WAL database in a folder it may not write."""
+    location = "file:" + urllib.parse.quote(path)
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(f"{location}?mode=ro", uri=True, timeout=60,
+                               check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            conn.close()
+            conn = sqlite3.connect(f"{location}?mode=ro&immutable=1", uri=True, timeout=60,
+                                   check_same_thread=False)
+        return conn
+    return connect
+
+
 @lru_cache(maxsize=32)
 def _engine_for(url: str) -> Engine:
     kwargs: dict = {"json_serializer": dumps_exact, "json_deserializer": loads_exact,
                     "pool_pre_ping": True}
-    if url.startswith("sqlite"):
+    read_only = read_only_file(url)
+    if read_only:
+        kwargs["creator"] = _read_only_connect(read_only)
+    elif url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 60}
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "connect",
+                     _configure_sqlite_read_only if read_only else _configure_sqlite)
         event.listen(engine, "begin", _begin_sqlite)
     return engine
 
@@ -103,11 +141,21 @@ def _decimal_cmp(left: object, right: object) -> int | None:
     return (a > b) - (a < b)
 
 
-def _configure_sqlite(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+def _register_functions(dbapi_connection: sqlite3.Connection) -> None:
     dbapi_connection.isolation_level = None  # transactions are begun by _begin_sqlite
     dbapi_connection.create_function("decimal_cmp", 2, _decimal_cmp, deterministic=True)
     dbapi_connection.create_aggregate("decimal_sum", 1, _DecimalSum)  # type: ignore[arg-type]
     dbapi_connection.create_aggregate("decimal_max", 1, _DecimalMax)  # type: ignore[arg-type]
+
+
+def _configure_sqlite_read_only(dbapi_connection: sqlite3.Connection,
+                                _record: object) -> None:
+    _register_functions(dbapi_connection)
+    dbapi_connection.execute("PRAGMA cache_size=-131072")
+
+
+def _configure_sqlite(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    _register_functions(dbapi_connection)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

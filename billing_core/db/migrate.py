@@ -38,7 +38,18 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(_config(engine), revision)
 
 
+class ReadOnlyDatabase(RuntimeError):
+    """The database needs an upgrade but may not be written."""
+
+
 def ensure_schema(engine: Engine) -> None:
     """Upgrade the database if it is behind the code's newest migration."""
     if current_revision(engine) != head_revision():
+        from billing_core.db.engine import read_only_file
+
+        if read_only_file(str(engine.url)):
+            raise ReadOnlyDatabase(
+                f"the database {engine.url.database} is read-only and its schema is older "
+                f"than this version of Billflow: open it once with write access (`billing "
+                f"db upgrade`)")
         upgrade(engine)

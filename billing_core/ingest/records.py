@@ -21,6 +21,11 @@ class Reason:
     INVALID_METADATA = "invalid_metadata"
     UNKNOWN_CUSTOMER = "unknown_customer"
     CONFLICTING_DUPLICATE = "conflicting_duplicate"
+    DUPLICATE_KEY = "duplicate_key"
+    TOO_LARGE = "too_large"
+    TOO_DEEP = "too_deep"
+    OUT_OF_RANGE = "out_of_range"
+    INVALID_RECORD = "invalid_record"
 
 
 @dataclass(slots=True)

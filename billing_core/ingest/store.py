@@ -16,8 +16,10 @@ from typing import Any
 from sqlalchemy import Connection
 
 from billing_core.db.types import dumps_exact, sqlite_datetime
+from billing_core.errors import describe
 from billing_core.ingest.records import Outcome, RawRecord, Reason, ValidEvent
 from billing_core.ingest.validate import Rejected, validate
+from billing_core.limits import MAX_RECORD_BYTES
 
 LOOKUP_BATCH = 5_000
 
@@ -31,10 +33,13 @@ def candidate_json(candidate: dict[str, Any] | None) -> str | None:
     if candidate is None:
         return None
     try:
-        return dumps_exact({k: v.isoformat() if isinstance(v, datetime) else v
+        text = dumps_exact({k: v.isoformat() if isinstance(v, datetime) else v
                             for k, v in candidate.items()})
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError, ArithmeticError):
         return None
+    if len(text) > 4 * MAX_RECORD_BYTES:   # a number like 1e999999 written out
+        return None
+    return storable(text)
 
 
 def classify(records: list[RawRecord], customers: set[str] | frozenset[str],
@@ -57,6 +62,10 @@ def classify(records: list[RawRecord], customers: set[str] | frozenset[str],
             event = validate(record.candidate, customers, ingested_at)
         except Rejected as exc:
             outcomes[i] = Outcome("rejected", exc.reason, exc.detail)
+            continue
+        except Exception as exc:  # whatever one record does, it costs no other record
+            outcomes[i] = Outcome("rejected", Reason.INVALID_RECORD,
+                                  f"cannot be read as an event: {describe(exc)}")
             continue
         first = fresh.get(event.event_id)
         if first is None:
@@ -173,17 +182,30 @@ def _settle(outcomes: list[Outcome | None], indices: Iterable[int], event_id: st
 
 
 def storable(raw: str) -> str:
-    """Raw text as a database can hold it (PostgreSQL text refuses NUL characters)."""
-    return raw.replace("\x00", "\\x00")
+    """Raw text as a database can hold it: NUL characters (PostgreSQL text refuses them) and
+    lone surrogates (not encodable as UTF-8) are written as escapes."""
+    text = raw.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _replayable(outcome: Outcome) -> bool:
+    """Only records a catalog change can make valid are kept with their parsed form;
+    the others fail the same way on every replay."""
+    return outcome.reason in (Reason.UNKNOWN_CUSTOMER, Reason.CONFLICTING_DUPLICATE)
 
 
 def quarantine_rows(records: list[RawRecord], outcomes: list[Outcome],
                     now: datetime) -> list[dict[str, Any]]:
     """Quarantine rows for the rejected records of a chunk."""
     return [
-        {"source": r.source, "location": r.location, "raw": storable(r.raw),
+        {"source": storable(r.source), "location": r.location, "raw": storable(r.raw),
          "raw_hash": raw_hash(r.raw),
-         "candidate": candidate_json(r.candidate), "reason": o.reason,
+         "candidate": candidate_json(r.candidate) if _replayable(o) else None,
+         "reason": o.reason,
          "detail": storable(o.detail or ""),
          "status": "pending", "attempts": 1, "created_at": now, "updated_at": now}
         for r, o in zip(records, outcomes, strict=True) if o.status == "rejected"

@@ -1,17 +1,32 @@
-"""Turning a candidate record into a ValidEvent, or a (reason, detail) rejection."""
+"""Turning a candidate record into a ValidEvent, or a (reason, detail) rejection.
+
+Validation is the one gate: a record that passes can be stored on both databases and
+metered and priced exactly (billing_core.limits says how far each value may go).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from billing_core.db.types import dumps_exact
 from billing_core.ingest.records import Reason, ValidEvent
+from billing_core.limits import (
+    MAX_ID_LENGTH,
+    MAX_METADATA_KEY_LENGTH,
+    MAX_METADATA_KEYS,
+    MAX_METADATA_STRING,
+    MAX_TIMESTAMP,
+    MIN_TIMESTAMP,
+    quantity_problem,
+)
 
 EVENT_FIELDS = frozenset({"event_id", "customer_id", "event_name", "timestamp", "metadata"})
-MAX_ID_LENGTH = 256
+MAX_TIMESTAMP_TEXT = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Rejected(Exception):
@@ -23,11 +38,26 @@ class Rejected(Exception):
         self.detail = detail
 
 
+def _check_text(value: str, what: str) -> None:
+    found = _SURROGATE.search(value)
+    if found:
+        raise Rejected(Reason.INVALID_ENCODING,
+                       f"{what} holds a lone surrogate \\u{ord(found.group()):04x} (not valid "
+                       f"Unicode text)")
+    if "\x00" in value:
+        raise Rejected(Reason.INVALID_METADATA if what.startswith("metadata")
+                       else Reason.INVALID_FIELD, f"{what} contains a NUL character")
+
+
 def parse_timestamp(value: Any) -> datetime:
-    """ISO 8601 text to a naive UTC datetime; no offset means UTC."""
+    """ISO 8601 text to a naive UTC datetime; no offset means UTC. The result is within
+    [MIN_TIMESTAMP, MAX_TIMESTAMP)."""
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
+        if len(value) > MAX_TIMESTAMP_TEXT:
+            raise Rejected(Reason.INVALID_TIMESTAMP,
+                           f"timestamp is {len(value)} characters long, not ISO 8601")
         try:
             parsed = datetime.fromisoformat(value.strip())
         except ValueError:
@@ -36,9 +66,18 @@ def parse_timestamp(value: Any) -> datetime:
     else:
         raise Rejected(Reason.INVALID_TIMESTAMP,
                        f"timestamp must be an ISO 8601 string, got {type(value).__name__} "
-                       f"{value!r}")
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+                       f"{str(value)[:40]!r}")
+    try:
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    except (OverflowError, ValueError):
+        raise Rejected(Reason.OUT_OF_RANGE,
+                       f"timestamp {str(value)[:40]!r} is outside the years that can be "
+                       f"represented in UTC") from None
+    if not MIN_TIMESTAMP <= parsed < MAX_TIMESTAMP:
+        raise Rejected(Reason.OUT_OF_RANGE,
+                       f"timestamp {parsed.isoformat()} UTC is outside "
+                       f"{MIN_TIMESTAMP.year}-01-01 to {MAX_TIMESTAMP.year - 1}-12-31")
     return parsed
 
 
@@ -48,11 +87,23 @@ def _identifier(candidate: dict[str, Any], field: str) -> str:
         raise Rejected(Reason.MISSING_FIELD, f"missing required field {field!r}")
     if not isinstance(value, str):
         raise Rejected(Reason.INVALID_FIELD,
-                       f"{field} must be a string, got {type(value).__name__} {value!r}")
+                       f"{field} must be a string, got {type(value).__name__} "
+                       f"{str(value)[:40]!r}")
+    _check_text(value, field)
     if len(value) > MAX_ID_LENGTH or not value.isprintable():
         raise Rejected(Reason.INVALID_FIELD,
                        f"{field} must be printable text of at most {MAX_ID_LENGTH} characters")
     return value
+
+
+def _number(key: str, item: int | Decimal) -> None:
+    number = item if isinstance(item, Decimal) else Decimal(item)
+    if not number.is_finite():
+        raise Rejected(Reason.INVALID_METADATA, f"metadata.{key} is not a finite number: {item}")
+    why = quantity_problem(number)
+    if why:
+        shown = str(item) if len(str(item)) <= 40 else str(item)[:37] + "..."
+        raise Rejected(Reason.OUT_OF_RANGE, f"metadata.{key} {why}: {shown}")
 
 
 def _metadata(value: Any) -> dict[str, Any]:
@@ -61,19 +112,31 @@ def _metadata(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Rejected(Reason.INVALID_METADATA,
                        f"metadata must be an object, got {type(value).__name__}")
+    if len(value) > MAX_METADATA_KEYS:
+        raise Rejected(Reason.TOO_LARGE,
+                       f"metadata has {len(value)} keys (at most {MAX_METADATA_KEYS})")
     for key, item in value.items():
-        if "\x00" in key or (isinstance(item, str) and "\x00" in item):
-            raise Rejected(Reason.INVALID_METADATA,
-                           f"metadata.{key.replace(chr(0), '?')} contains a NUL character")
-        if item is None or isinstance(item, str | bool | int):
+        if not isinstance(key, str):
+            raise Rejected(Reason.INVALID_METADATA, f"metadata key {key!r} is not a string")
+        _check_text(key, "metadata key")
+        shown = key if key.isprintable() else repr(key)
+        if len(key) > MAX_METADATA_KEY_LENGTH:
+            raise Rejected(Reason.TOO_LARGE, f"metadata key of {len(key)} characters "
+                                             f"(at most {MAX_METADATA_KEY_LENGTH})")
+        if item is None or isinstance(item, bool):
             continue
-        if isinstance(item, Decimal):
-            if not item.is_finite():
-                raise Rejected(Reason.INVALID_METADATA,
-                               f"metadata.{key} is not a finite number: {item}")
+        if isinstance(item, str):
+            _check_text(item, f"metadata.{shown}")
+            if len(item) > MAX_METADATA_STRING:
+                raise Rejected(Reason.TOO_LARGE,
+                               f"metadata.{shown} is {len(item)} characters long (at most "
+                               f"{MAX_METADATA_STRING})")
+            continue
+        if isinstance(item, int | Decimal):
+            _number(shown, item)
             continue
         raise Rejected(Reason.INVALID_METADATA,
-                       f"metadata.{key} must be a string, number, boolean or null, "
+                       f"metadata.{shown} must be a string, number, boolean or null, "
                        f"got {type(item).__name__}")
     return value
 
@@ -83,9 +146,10 @@ def validate(candidate: dict[str, Any], customers: set[str] | frozenset[str],
     """Check one candidate event; raises Rejected with a reason code and a detail."""
     unknown = candidate.keys() - EVENT_FIELDS
     if unknown:
+        names = ", ".join(sorted(repr(k)[:60] for k in unknown))
         raise Rejected(Reason.UNKNOWN_FIELD,
-                       f"unknown field(s) {', '.join(sorted(map(str, unknown)))}; an event has "
-                       f"event_id, customer_id, event_name, timestamp, metadata")
+                       f"unknown field(s) {names}; an event has event_id, customer_id, "
+                       f"event_name, timestamp, metadata")
     event_id = _identifier(candidate, "event_id")
     customer_id = _identifier(candidate, "customer_id")
     event_name = _identifier(candidate, "event_name")

@@ -1,5 +1,12 @@
 """Metering: usage per meter over windows of time, aggregated in SQL."""
 
-from billing_core.metering.aggregate import MeterUsage, Usage, Window, measure, skipped_by_meter
+from billing_core.metering.aggregate import (
+    MeterUsage,
+    Usage,
+    Window,
+    measure,
+    measure_each,
+    skipped_by_meter,
+)
 
-__all__ = ["MeterUsage", "Usage", "Window", "measure", "skipped_by_meter"]
+__all__ = ["MeterUsage", "Usage", "Window", "measure", "measure_each", "skipped_by_meter"]

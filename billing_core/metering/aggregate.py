@@ -149,6 +149,34 @@ def measure(conn: Connection, meters: Mapping[str, Meter], windows: Sequence[Win
     return result
 
 
+def measure_each(conn: Connection, meters: Mapping[str, Meter], windows: Sequence[Window]
+                 ) -> tuple[Usage, dict[str, str]]:
+    """Like `measure`, but a window whose usage cannot be measured (a value the database
+    refuses) costs no other window: it is left out and named, with the reason. The
+    windows are measured together; only when that fails are they split (in halves, each
+    under a savepoint) until the failing ones are found."""
+    from billing_core.errors import describe
+
+    failed: dict[str, str] = {}
+    usage: Usage = {}
+
+    def attempt(part: Sequence[Window]) -> None:
+        try:
+            with conn.begin_nested():
+                usage.update(measure(conn, meters, part))
+        except Exception as exc:
+            if len(part) == 1:
+                failed[part[0].key] = describe(exc)
+                return
+            middle = len(part) // 2
+            attempt(part[:middle])
+            attempt(part[middle:])
+
+    if windows:
+        attempt(windows)
+    return usage, failed
+
+
 def _grouped(conn: Connection, meters: Sequence[Meter], windows: Sequence[Window]
              ) -> dict[str, dict[str, Any]]:
     params = Params()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from billing_core.errors import describe
 from billing_core.failpoints import failpoint
 from billing_core.render.files import write_document_files
 from billing_core.render.pdf import PdfRenderer
@@ -37,8 +38,11 @@ class RenderJob:
 
 @dataclass(frozen=True)
 class Rendered:
+    """A job's outcome: the files' hashes, or why it could not be rendered."""
+
     document_id: int
     hashes: dict[str, str]
+    error: str | None = None
 
 
 def process_renderer() -> PdfRenderer:
@@ -54,8 +58,12 @@ def render_batch(jobs: Sequence[RenderJob]) -> list[Rendered]:
     renderer = process_renderer()
     done = []
     for job in jobs:
-        done.append(Rendered(job.document_id,
-                             write_document_files(job.content, Path(job.base), renderer)))
+        try:
+            hashes = write_document_files(job.content, Path(job.base), renderer)
+        except Exception as exc:  # one document that cannot be rendered costs no other
+            done.append(Rendered(job.document_id, {}, describe(exc)))
+            continue
+        done.append(Rendered(job.document_id, hashes))
         failpoint("render.after_document")
     return done
 

@@ -38,7 +38,7 @@ from billing_core.documents.numbering import draft_reference
 from billing_core.errors import describe
 from billing_core.failpoints import failpoint
 from billing_core.invoicing import invoice_document, late_usage_lines, usage_window
-from billing_core.metering import MeterUsage, Usage, Window, measure, skipped_by_meter
+from billing_core.metering import MeterUsage, Usage, Window, measure_each, skipped_by_meter
 from billing_core.money import EXACT
 from billing_core.periods import BillingPeriod
 from billing_core.services.catalog import current_catalog
@@ -187,7 +187,7 @@ def draft_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
                     windows.append(Window(_key(sub.id, str(late)), sub.customer, *bounds,
                                           tuple(c.meter for c in
                                                 catalog.product(sub.product).charges)))
-        usage = measure(uow.connection, catalog.meters_by_key, windows)
+        usage, unmeasured = measure_each(uow.connection, catalog.meters_by_key, windows)
         billed = uow.billed.billed([s.id for s, _ in late_pairs],
                                    [str(p) for _, p in late_pairs])
         pending = _pending_elsewhere(uow.documents.drafts(), label)
@@ -197,11 +197,22 @@ def draft_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
 
     result = DraftResult(period=label, subscriptions=len(active),
                          issued=len(active) - len(to_draft))
+    subscriptions = {s.id: s for s in catalog.subscriptions}
+    for key, reason in sorted(unmeasured.items()):
+        sub_id, late_label = key.split("\x1f")
+        sub = subscriptions[sub_id]
+        result.failures.append({"subscription": sub_id, "customer": sub.customer,
+                                "period": late_label,
+                                "reason": f"usage could not be measured: {reason}"})
+    failed_subs = {key.split("\x1f")[0] for key in unmeasured}
+    to_draft = [s for s in to_draft if s.id not in failed_subs]
+    late_pairs = [(s, p) for s, p in late_pairs if s.id not in failed_subs]
     result.skipped = skipped_by_meter(usage[_key(s.id, label)] for s in to_draft)
     result.older_late = [{"customer": c, "period": p, "events": n} for c, p, n in older
                          if chosen is None or c in chosen]
     plans, failed = _plan(catalog, period, to_draft, late_pairs, usage, billed, pending,
                           issued, result)
+    failed |= failed_subs
     result.documents = [plan.document for plan in plans]
     if not store:
         result.totals = {}

@@ -3,25 +3,27 @@ accounted for: records = ingested + duplicates + rejected."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from billing_core.clock import Clock
+from billing_core.db.errors import is_transient
 from billing_core.db.models import QuarantineRow
+from billing_core.errors import describe
 from billing_core.failpoints import failpoint
-from billing_core.ingest.readers import (
-    CHUNK_SIZE,
-    UnreadableInput,
-    expand_paths,
-    parse_json,
-    read_records,
-)
+from billing_core.ingest.paths import expand_paths
+from billing_core.ingest.readers import CHUNK_SIZE, UnreadableInput, parse_json, read_records
 from billing_core.ingest.records import Outcome, RawRecord
 from billing_core.ingest.store import quarantine_rows, storable
 from billing_core.services.unit_of_work import SqlUnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,6 +70,7 @@ class FileReport:
 class IngestReport:
     files: list[FileReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> Accounting:
@@ -82,6 +85,29 @@ class IngestReport:
 
 
 Progress = Callable[[str, Accounting], None]
+# A lost connection or a locked database is retried (the chunk is still in memory): up to
+# about two minutes in all, like the flows' retries.
+RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
+
+
+def _store_chunk(uow: SqlUnitOfWork, chunk: list[RawRecord], customers: set[str],
+                 ingested_at: datetime, source: str) -> list[Outcome]:
+    """One chunk in one transaction, retried on transient database errors only."""
+    for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+        try:
+            with uow:
+                outcomes = uow.events.store(chunk, customers, ingested_at, source)
+                uow.quarantine.add(quarantine_rows(chunk, outcomes, ingested_at))
+                failpoint("ingest.before_commit")
+                uow.commit()
+            return outcomes
+        except Exception as exc:
+            if delay is None or not is_transient(exc):
+                raise
+            log.warning("storing a chunk of %s failed (%s); retry %s in %s s", source,
+                        describe(exc), attempt + 1, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def ingest_file(uow: SqlUnitOfWork, path: Path, customers: set[str], clock: Clock,
@@ -94,10 +120,7 @@ def ingest_file(uow: SqlUnitOfWork, path: Path, customers: set[str], clock: Cloc
     ingested_at = clock.now()
     try:
         for chunk in read_records(path, chunk_size):
-            with uow:
-                outcomes = uow.events.store(chunk, customers, ingested_at, source)
-                uow.quarantine.add(quarantine_rows(chunk, outcomes, ingested_at))
-                uow.commit()
+            outcomes = _store_chunk(uow, chunk, customers, ingested_at, source)
             failpoint("ingest.after_chunk")
             accounting.count(outcomes)
             if progress is not None:
@@ -112,11 +135,11 @@ def ingest_paths(uow: SqlUnitOfWork, paths: list[str | Path], clock: Clock, *,
                  ) -> IngestReport:
     """Ingest files and folders. Unreadable inputs are reported in `errors`; everything that
     could be read is stored, counted as duplicate, or quarantined with a reason."""
-    files, problems = expand_paths(paths)
-    report = IngestReport(errors=list(problems))
+    inputs = expand_paths(paths)
+    report = IngestReport(errors=list(inputs.problems), notes=list(inputs.notes))
     with uow.read():
         customers = uow.catalog.active_customer_ids()
-    for path in files:
+    for path in inputs.files:
         file_report = ingest_file(uow, path, customers, clock, chunk_size, progress)
         report.files.append(file_report)
         if file_report.error:

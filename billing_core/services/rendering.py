@@ -37,6 +37,7 @@ class RenderReport:
     skipped: int = 0
     differing: list[str] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
 
 
 def draft_key(row: DocumentRow) -> str:
@@ -92,6 +93,12 @@ def record_renders(uow: SqlUnitOfWork, clock: Clock, rendered: Sequence[Rendered
             row = uow.documents.get(item.document_id)
             if row is None:
                 continue
+            if item.error is not None:
+                report.failures.append({
+                    "subscription": row.subscription_id, "customer": row.customer_id,
+                    "period": row.period, "document": row.number or row.draft_ref or "",
+                    "reason": f"could not be rendered: {item.error}"})
+                continue
             if row.status == "draft":
                 uow.documents.change(item.document_id, rendered_key=draft_key(row))
             elif row.file_hashes is None:
@@ -137,7 +144,9 @@ def render_documents(uow: SqlUnitOfWork, clock: Clock, out_dir: Path, render: Re
     rendered = render(jobs) if jobs else []
     failpoint("render.before_record")
     record_renders(uow, clock, rendered, report)
-    report.rendered = len(rendered)
-    report.paths = [str(document_paths(Path(job.base))["pdf"]) for job in jobs]
+    done = {item.document_id for item in rendered if item.error is None}
+    report.rendered = len(done)
+    report.paths = [str(document_paths(Path(job.base))["pdf"]) for job in jobs
+                    if job.document_id in done]
     tidy_drafts(uow, out_dir, {*periods, *seen})
     return report

@@ -18,6 +18,7 @@ from typing import Any
 
 from billing_core.clock import Clock
 from billing_core.db import locks
+from billing_core.db.engine import read_only_file
 from billing_core.db.models import BillingRunRow
 from billing_core.errors import describe
 from billing_core.services.unit_of_work import SqlUnitOfWork
@@ -49,7 +50,7 @@ def reap_crashed(uow: SqlUnitOfWork, clock: Clock) -> list[int]:
         return []
     live = lease.run_id if lease and locks.is_held(uow.engine, LOCK) else None
     dead = [run_id for run_id in running if run_id != live]
-    if dead:
+    if dead and not read_only_file(str(uow.engine.url)):
         with uow:
             uow.runs.mark_crashed(dead, clock.now())
             uow.commit()
@@ -107,7 +108,12 @@ def billing_run(uow: SqlUnitOfWork, clock: Clock, kind: str, period: str,
 
 def list_runs(uow: SqlUnitOfWork, clock: Clock, limit: int = 20,
               period: str | None = None) -> list[BillingRunRow]:
-    """The latest runs, newest first, after marking dead `running` ones as crashed."""
-    reap_crashed(uow, clock)
+    """The latest runs, newest first, after marking dead `running` ones as crashed (shown
+    crashed, not written, on a database this process may only read)."""
+    dead = set(reap_crashed(uow, clock))
     with uow.read():
-        return uow.runs.latest(limit, period)
+        rows = uow.runs.latest(limit, period)
+    for row in rows:
+        if row.id in dead and row.status == "running":
+            row.status = "crashed"
+    return rows

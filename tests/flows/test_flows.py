@@ -154,3 +154,24 @@ def test_the_preview_flow_stores_nothing(env, issue_catalog, tmp_path):
         [("2026-11", None, "51.00")]          # 49 + 100 x 0.02, up to November 10
     with env.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM document")).scalar_one() == 0
+
+
+def test_a_subscription_that_cannot_be_billed_fails_the_run_not_the_others(env, tmp_path):
+    from flows.billing import SubscriptionsNotBilled, bill_cycle
+    from tests.conftest import catalog_document, parse_catalog
+    from tests.services.test_isolation import legacy_event
+
+    doc = catalog_document()
+    doc["customers"] = [{"id": c, "name": c, "email": f"{c}@x.test"} for c in ("cus_a", "cus_b")]
+    doc["subscriptions"] = [{"id": f"sub_{c}", "customer": f"cus_{c}", "product": "pro",
+                             "start": "2026-01-01"} for c in ("a", "b")]
+    apply(env, parse_catalog(doc))
+    legacy_event(env, "huge", "cus_b", '{"tokens": 1e400}')
+    with pytest.raises(SubscriptionsNotBilled, match=r"1 subscription\(s\) could not be "
+                                                      r"billed \(the others were\): sub_b "
+                                                      r"\(cus_b\): InvalidOperation"):
+        bill_cycle(period="2026-10", out_dir=str(tmp_path / "out"))
+    run = list_runs(SqlUnitOfWork(env), CLOCK)[0]
+    assert run.status == "partial" and run.invoices_created == 1
+    assert run.failures[0]["customer"] == "cus_b"
+    assert len(list((tmp_path / "out" / "2026-10" / "drafts").glob("*.pdf"))) == 1
