@@ -40,10 +40,13 @@ quarantine_app = typer.Typer(help="Rejected input records, kept with their reaso
                              no_args_is_help=True)
 invoices_app = typer.Typer(help="Invoices and credit notes: list, show, finalize, pay, "
                                 "void, credit.", no_args_is_help=True)
+outbox_app = typer.Typer(help="E-mails of issued documents: what was sent, what failed.",
+                         no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(invoices_app, name="invoices")
+app.add_typer(outbox_app, name="outbox")
 app.add_typer(db_app, name="db")
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -362,9 +365,9 @@ def runs(limit: int = 20,
 # --- invoices -------------------------------------------------------------------------
 
 def _money(value: Any, currency: str) -> str:
-    from billing_core.render.html import money
+    from billing_core.render.html import format_money
 
-    return money(value, currency)
+    return format_money(value, currency)
 
 
 @invoices_app.command("list")
@@ -429,6 +432,11 @@ def invoices_show(number: str,
     console.print(table)
     typer.echo(safe(f"customer {doc.customer_id} ({doc.customer.name}), subscription "
                     f"{doc.subscription_id}, period {doc.period}"))
+    for tax in doc.tax_summary():
+        included = "included: " if doc.tax_mode == "inclusive" else ""
+        typer.echo(safe(f"{included}{tax['name']} {format(tax['rate'], 'f')}% "
+                        f"({tax['category']}) on {_money(tax['base'], doc.currency)}: "
+                        f"{_money(tax['amount'], doc.currency)}"))
     typer.echo(f"total {_money(doc.total, doc.currency)}"
                + (f", issued {doc.issue_date}" if doc.issue_date else ", not issued")
                + (f", due {doc.due_date}" if doc.due_date else ""))
@@ -461,7 +469,7 @@ def invoices_finalize(
     target = _period(period)
     _check_run(customer, runner, workers, dask_address)
     catalog = load_catalog(_uow())
-    check_finalizable(target, _clock(), catalog.settings.grace_period_days, force)
+    check_finalizable(target, _clock(), catalog, force)
     from flows.finalize import finalize_invoices
 
     with _flow_errors(f"finalizing {period}"):
@@ -519,6 +527,7 @@ def invoices_void(
     paths = _render_now([note_id], out)
     typer.echo(f"invoice {number} is void; credit note {note} issued"
                + (f": {paths[0]}" if paths else ""))
+    _queued_note(note)
 
 
 @invoices_app.command("credit")
@@ -536,6 +545,14 @@ def invoices_credit(
     note_id, note = credit_invoice(_uow(), _clock(), number, reason, line or None)
     paths = _render_now([note_id], out)
     typer.echo(f"credit note {note} issued for {number}" + (f": {paths[0]}" if paths else ""))
+    _queued_note(note)
+
+
+def _queued_note(number: str) -> None:
+    from billing_core.services.delivery import list_outbox
+
+    if list_outbox(_uow(), reference=number):
+        typer.echo("its e-mail is queued: `billing outbox send` sends it")
 
 
 @invoices_app.command("render")
@@ -558,6 +575,93 @@ def invoices_render(
     for number in report.differing:
         typer.echo(f"warning: {number}: re-rendered files differ from the issued ones (the "
                    f"templates changed since it was issued)", err=True)
+
+
+@invoices_app.command("send")
+@handled
+def invoices_send(number: str) -> None:
+    """Send an issued document again, on purpose: a new message with its own Message-ID
+    (recorded in the outbox), sent now when delivery is configured."""
+    from billing_core.services.delivery import resend_document
+
+    message = resend_document(_uow(), _clock(), number)
+    typer.echo(f"queued message {message.sequence} of {number} ({message.message_id})")
+    _send_now([number])
+
+
+# --- outbox ---------------------------------------------------------------------------
+
+def _send_now(references: list[str] | None) -> None:
+    from billing_core.mail.settings import MailSettingError, mail_settings
+    from billing_core.services.delivery import send_outbox
+
+    try:
+        settings = mail_settings()
+    except MailSettingError as exc:
+        raise Failed(str(exc)) from None
+    if settings is None:
+        typer.echo("delivery is not configured (BILLING_MAIL_URL): the message stays queued")
+        return
+    report = send_outbox(_uow(), _clock(), settings, references=references)
+    counts = report.as_dict()
+    typer.echo(f"{settings.describe()}: sent {counts['sent']}, failed {counts['failed']}, "
+               f"waiting for a retry {counts['waiting']}, fate unknown {counts['unknown']}, "
+               f"held {counts['held']}")
+    for reference, error in report.failed:
+        typer.echo(safe(f"failed {reference}: {error}"), err=True)
+    for reference, error in report.unknown:
+        typer.echo(safe(f"unknown {reference}: {error} (`billing outbox retry {reference}` "
+                        f"sends it again)"), err=True)
+    if report.failed or report.unknown:
+        raise typer.Exit(1)
+
+
+@outbox_app.command("list")
+@handled
+def outbox_list(
+    status: Annotated[str | None, typer.Option(
+        help="queued, sending (fate unknown), sent, failed or held")] = None,
+    reference: Annotated[str | None, typer.Option(help="One document number")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Messages of issued documents, with their status, attempts and last error."""
+    from billing_core.services.delivery import list_outbox
+
+    rows = list_outbox(_uow(), status, reference)
+    if as_json:
+        _echo_json([{"reference": r.reference, "sequence": r.sequence, "status": r.status,
+                     "to": r.recipients["to"], "cc": r.recipients.get("cc", []),
+                     "subject": r.subject, "message_id": r.message_id,
+                     "attempts": r.attempts, "last_error": r.last_error,
+                     "sent_at": r.sent_at} for r in rows])
+        return
+    table = Table("document", "#", "status", "to", "attempts", "sent (UTC)", "last error",
+                  title="Outbox")
+    for r in rows:
+        table.add_row(r.reference, str(r.sequence), r.status,
+                      safe(", ".join(r.recipients["to"])), str(r.attempts),
+                      f"{r.sent_at:%Y-%m-%d %H:%M}" if r.sent_at else "-",
+                      safe(r.last_error or ""))
+    console.print(table)
+
+
+@outbox_app.command("retry")
+@handled
+def outbox_retry(number: str) -> None:
+    """Queue again, on purpose, a document's message that failed, is held, or whose fate
+    is unknown (`sending`), and send it now when delivery is configured."""
+    from billing_core.services.delivery import retry_message
+
+    message = retry_message(_uow(), _clock(), number)
+    typer.echo(f"re-queued message {message.sequence} of {number}")
+    _send_now([number])
+
+
+@outbox_app.command("send")
+@handled
+def outbox_send() -> None:
+    """Send every queued message that is due (each at most once)."""
+    _send_now(None)
 
 
 # --- preview and usage ----------------------------------------------------------------
@@ -616,7 +720,8 @@ def preview(
 @handled
 def usage(
     customer: Annotated[str, typer.Option(help="Customer id")],
-    from_: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (UTC)")],
+    from_: Annotated[str, typer.Option(
+        "--from", help="First day, YYYY-MM-DD (in the customer's time zone)")],
     to: Annotated[str, typer.Option(help="Day after the last one, YYYY-MM-DD (exclusive)")],
     meter: Annotated[str | None, typer.Option(help="Only this meter")] = None,
     by: Annotated[str | None, typer.Option(help="'day' for one row per day")] = None,

@@ -76,3 +76,20 @@ def normalize_quantity(value: Decimal) -> Decimal:
     if value == value.to_integral_value():
         return value.quantize(Decimal(1), context=EXACT_QUANTIZE)
     return value.normalize(context=EXACT_QUANTIZE)
+
+
+# Division is the one operation that cannot be exact (a tax contained in a price, a share
+# of days): computed to 120 digits, then rounded once to the currency's minor units.
+DIVISION = decimal.Context(prec=120, rounding=ROUND_HALF_UP,
+                           traps=[decimal.InvalidOperation, decimal.Overflow,
+                                  decimal.DivisionByZero])
+
+
+def ratio(numerator: Decimal | int, denominator: Decimal | int) -> Decimal:
+    """numerator / denominator to 120 significant digits (round it once afterwards)."""
+    return DIVISION.divide(Decimal(numerator), Decimal(denominator))
+
+
+def percent_of(amount: Decimal, percent: Decimal) -> Decimal:
+    """amount x percent / 100, exactly."""
+    return EXACT.multiply(amount, percent).scaleb(-2, context=EXACT)

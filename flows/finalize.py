@@ -8,10 +8,12 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from billing_core.periods import BillingPeriod
+from billing_core.services.catalog import load_catalog
 from billing_core.services.finalizing import FinalizeResult, finalize_period
 from billing_core.services.runs import billing_run
 from flows.billing import SubscriptionsNotBilled, record, render
 from flows.common import Period, clock, db_task, unit_of_work
+from flows.delivery import approve_and_send, delivery_settings, publish_delivery, send_batch
 from flows.render_runner import Runner, resolve_plan
 from flows.reporting import log_draft, log_render, money_dict, publish_draft, publish_finalized
 
@@ -64,6 +66,7 @@ def finalize_invoices(period: Period | None = None, customers: list[str] | None 
     publish_draft(result.draft, report, out)
     publish_finalized(target, result.invoices, result.credit_notes, result.totals, report,
                       out)
+    delivery = deliver(run.run_id, target, result.queued)
     logger.info("finalized %s: %s invoice(s), %s credit note(s), amount due %s; files in %s",
                 target, len(result.invoices), len(result.credit_notes),
                 money_dict(result.totals), Path(out) / target)
@@ -73,4 +76,24 @@ def finalize_invoices(period: Period | None = None, customers: list[str] | None 
             f"were finalized)")
     return {"period": target, "billing_run_id": run.run_id, "invoices": result.invoices,
             "credit_notes": result.credit_notes, "totals": money_dict(result.totals),
-            "rendered": report.rendered, "out_dir": str(Path(out) / target)}
+            "rendered": report.rendered, "out_dir": str(Path(out) / target),
+            "queued": result.queued, "delivery": delivery}
+
+
+def deliver(run_id: int, period: str, queued: int) -> dict | None:
+    """After the run (its lock released): ask for approval when the catalog requires it,
+    then send when delivery is configured."""
+    logger = get_run_logger()
+    if not queued:
+        return None
+    settings = load_catalog(unit_of_work()).settings
+    if settings.require_approval:
+        return approve_and_send(run_id, period, settings.approval_flag_above,
+                                settings.approval_timeout_hours)
+    if delivery_settings() is None:
+        logger.info("%s message(s) queued; set BILLING_MAIL_URL and run send-invoices (or "
+                    "`billing outbox send`) to send them", queued)
+        return None
+    report = send_batch(None)
+    publish_delivery(report)
+    return report.as_dict()

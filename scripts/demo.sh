@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything, then runs the demo: apply the example catalog, generate a month of
 # events (with bad lines and duplicates), ingest them, draft October 2026 as a Prefect flow
-# run, finalize it (numbers, issue dates, files written once), and list the documents.
+# run, finalize it (numbers, issue dates, files written once, e-mails written as .eml files
+# by the file outbox), and list the documents and their messages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
@@ -11,6 +12,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED=false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="${PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS:-120}"
 export PREFECT_LOGGING_LEVEL="${PREFECT_LOGGING_LEVEL:-WARNING}"
 EVENTS="${DEMO_EVENTS:-300000}"
+# Delivery for trials: the e-mails are written as .eml files beside the PDFs.
+export BILLING_MAIL_URL="${BILLING_MAIL_URL:-file://$PWD/invoices/outbox}"
 billing=.venv/bin/billing
 
 echo "== 1. catalog"
@@ -21,10 +24,13 @@ echo "== 3. ingest"
 $billing ingest examples/data
 echo "== 4. draft 2026-10 (a Prefect flow run: drafts, no numbers yet)"
 $billing run --period 2026-10 --out invoices
-echo "== 5. finalize 2026-10 (a Prefect flow run: numbers, issue and due dates)"
+echo "== 5. finalize 2026-10 (a Prefect flow run: numbers, issue and due dates, e-mails)"
 $billing invoices finalize --period 2026-10 --out invoices
-echo "== 6. the documents"
+echo "== 6. the documents and their e-mails"
 $billing invoices list --period 2026-10
+$billing outbox list
 echo
 echo "Invoices (PDF, HTML, JSON): $PWD/invoices/2026-10/"
 ls invoices/2026-10/*.pdf
+echo "Their e-mails (.eml, as sent): $PWD/invoices/outbox/"
+ls invoices/outbox/

@@ -38,7 +38,8 @@ def test_every_problem_is_listed_with_its_place():
 
 
 @pytest.mark.parametrize(("change", "expected"), [
-    (lambda d: d["meters"][0].update(aggregation="avg"), "meters[0].aggregation: must be one of"),
+    (lambda d: d["meters"][0].update(aggregation="median"),
+     "meters[0].aggregation: must be one of"),
     (lambda d: d.update(currency="XYZ"), "currency: unknown ISO 4217 currency 'XYZ'"),
     (lambda d: d["products"][0]["charges"][0].update(price_per_unit="abc"),
      "products[0].charges[0].price_per_unit: must be a decimal number"),

@@ -59,3 +59,40 @@ def test_a_revision_0001_database_keeps_its_catalog_and_invoices(db_url):
     with db.connect() as conn:
         rows = conn.execute(text("SELECT draft_ref, status, number FROM document")).all()
     assert [tuple(r) for r in rows] == [("DRAFT-INV-202610-00001", "draft", None)]
+
+
+def test_revision_0004_records_what_issued_invoices_billed_per_charge(db_url, tmp_path):
+    """Billed amounts are read back from the issued documents when upgrading to 0004 (late
+    usage is billed against them)."""
+    from datetime import datetime
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from billing_core.clock import FixedClock
+    from billing_core.db.engine import get_engine
+    from billing_core.db.migrate import _config, upgrade
+    from billing_core.periods import BillingPeriod
+    from billing_core.services.finalizing import finalize_period
+    from billing_core.services.unit_of_work import SqlUnitOfWork
+    from tests.conftest import DATA, apply, ingest, load_catalog_file, write_jsonl
+
+    db = get_engine(db_url)
+    upgrade(db)
+    apply(db, load_catalog_file(DATA / "issue_catalog.yaml"))
+    ingest(db, [write_jsonl(tmp_path / "e.jsonl", [
+        {"event_id": f"e{i}", "customer_id": "cus_acme", "event_name": "api.call",
+         "timestamp": "2026-10-05T00:00:00Z",
+         "metadata": {"method": "POST", "endpoint": "/v1/chat"}} for i in range(2500)])])
+    finalize_period(SqlUnitOfWork(db), FixedClock(datetime(2026, 11, 10)),
+                    BillingPeriod(2026, 10))
+    with db.connect() as conn:
+        before = conn.execute(text("SELECT meter, amount FROM billed_usage ORDER BY id")).all()
+    from decimal import Decimal
+
+    assert ("api_calls", Decimal("30.00")) in [(m, Decimal(str(a))) for m, a in before]
+    command.downgrade(_config(db), "0003")
+    upgrade(db)
+    with db.connect() as conn:
+        after = conn.execute(text("SELECT meter, amount FROM billed_usage ORDER BY id")).all()
+    assert [(m, str(a)) for m, a in after] == [(m, str(a)) for m, a in before]

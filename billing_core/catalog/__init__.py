@@ -12,17 +12,20 @@ from billing_core.catalog.models import (
     Charge,
     Condition,
     Customer,
+    Discount,
     Filter,
     Meter,
     Product,
     Seller,
     Settings,
     Subscription,
+    Taxes,
+    TaxRate,
 )
 from billing_core.catalog.validation import CatalogError, load_catalog_file, parse_catalog
 
 __all__ = [
     "AGGREGATIONS", "NUMERIC_AGGREGATIONS", "NUMERIC_OPERATORS", "Catalog", "CatalogError",
-    "Charge", "Condition", "Customer", "Filter", "Meter", "Product", "Seller", "Settings",
-    "Subscription", "load_catalog_file", "parse_catalog",
+    "Charge", "Condition", "Customer", "Discount", "Filter", "Meter", "Product", "Seller",
+    "Settings", "Subscription", "TaxRate", "Taxes", "load_catalog_file", "parse_catalog",
 ]

@@ -31,6 +31,7 @@ PROPERTY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,127}$")
 EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
                       r"[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+TAX_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ./\-]{1,31}$")
 
 
 def shown(value: Any, limit: int = 60) -> str:
@@ -146,6 +147,16 @@ def _optional_email(value: Any) -> str:
     return "" if value == "" else _email(value)
 
 
+def _country(value: Any) -> str:
+    from babel import Locale
+
+    if not isinstance(value, str) or len(value) != 2 or not value.isupper() \
+            or value not in Locale("en").territories:
+        raise ValueError(f"{shown(value)} is not an ISO 3166 country code (two capital "
+                         f"letters, e.g. DE, FR, US)")
+    return value
+
+
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"must be true or false, got {shown(value)}")
@@ -168,6 +179,7 @@ Currency = Annotated[str, BeforeValidator(_currency)]
 Email = Annotated[str, BeforeValidator(_email)]
 OptionalEmail = Annotated[str, BeforeValidator(_optional_email)]
 Flag = Annotated[bool, BeforeValidator(_bool)]
+Country = Annotated[str, BeforeValidator(_country)]
 
 
 def non_empty_text(value: str) -> str:
@@ -177,3 +189,66 @@ def non_empty_text(value: str) -> str:
 
 
 NonEmptyShortText = Annotated[ShortText, AfterValidator(non_empty_text)]
+
+
+def _timezone(value: Any) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not isinstance(value, str) or not value or len(value) > 64 or value != value.strip() \
+            or ".." in value or value.startswith("/"):
+        raise ValueError(f"{shown(value)} is not an IANA time zone name (e.g. Europe/Berlin)")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"{shown(value)} is not an IANA time zone name (e.g. Europe/Berlin, "
+                         f"America/New_York, UTC)") from None
+    return value
+
+
+def _locale(value: Any) -> str:
+    from babel import Locale, UnknownLocaleError
+
+    if not isinstance(value, str) or not re.match(r"^[a-z]{2,3}([_-][A-Z]{2})?$", value):
+        raise ValueError(f"{shown(value)} is not a locale such as en_US, de_DE, fr_FR, ja_JP")
+    try:
+        Locale.parse(value.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        raise ValueError(f"{shown(value)} is not a locale Babel knows (e.g. en_US, de_DE, "
+                         f"fr_FR, ja_JP)") from None
+    return value.replace("-", "_")
+
+
+def _region(value: Any) -> str:
+    if not isinstance(value, str) or not re.match(r"^[A-Z0-9]{1,3}$", value):
+        raise ValueError(f"{shown(value)} is not a region code (the ISO 3166-2 part after "
+                         f"the country, 1-3 capital letters or digits, e.g. NY, QC, BY)")
+    return value
+
+
+def _percent(value: Any) -> Decimal:
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"must be a percentage (a decimal number), got {shown(value)}")
+    try:
+        number = to_decimal(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a percentage (a decimal number), got {shown(value)}") \
+            from None
+    if not 0 <= number <= 100:
+        raise ValueError(f"must be a percentage from 0 to 100, got {shown(value)}")
+    why = price_problem(number)
+    if why:
+        raise ValueError(f"{why}, got {shown(value)}")
+    return number
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {format(value, 'f')}")
+    return value
+
+
+Timezone = Annotated[str, BeforeValidator(_timezone)]
+LocaleName = Annotated[str, BeforeValidator(_locale)]
+Region = Annotated[str, BeforeValidator(_region)]
+Percent = Annotated[Decimal, BeforeValidator(_percent)]
+PositiveAmount = Annotated[Amount, AfterValidator(_positive)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from billing_core.catalog.fields import shown
 from billing_core.catalog.models import (
+    BASE_FEE,
     Catalog,
     Customer,
     Meter,
@@ -23,14 +25,27 @@ from billing_core.catalog.models import (
     Seller,
     Settings,
     Subscription,
+    Taxes,
+)
+from billing_core.catalog.prices import (
+    PRICE_MODELS,
+    GraduatedPrice,
+    PackagePrice,
+    PercentagePrice,
+    PerUnitPrice,
+    VolumePrice,
 )
 from billing_core.catalog.yaml_loader import YamlProblem, load_yaml
+from billing_core.money import minor_units, round_money
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "meters": Meter, "products": Product, "customers": Customer,
     "subscriptions": Subscription,
 }
-TOP_LEVEL = ("currency", "seller", "settings", *SECTIONS)
+PRICE_CLASSES: dict[str, type[BaseModel]] = {
+    "per_unit": PerUnitPrice, "package": PackagePrice, "graduated": GraduatedPrice,
+    "volume": VolumePrice, "percentage": PercentagePrice}
+TOP_LEVEL = ("currency", "seller", "settings", "taxes", *SECTIONS)
 _ID_FIELD = {"meters": "key", "products": "key", "customers": "id", "subscriptions": "id"}
 _WHAT = {"meters": "meter key", "products": "product key", "customers": "customer id",
          "subscriptions": "subscription id"}
@@ -70,22 +85,46 @@ def _unwrap_model(annotation: Any) -> type[BaseModel] | None:
 
 def _model_at(model: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | None:
     current: type[BaseModel] | None = model
+    previous: Any = None
     for part in loc:
         if current is None:
             return None
         if isinstance(part, int):
             continue
-        field = current.model_fields.get(str(part))
-        if field is None:
-            return None
-        current = _unwrap_model(field.annotation)
+        if part in PRICE_CLASSES and previous == "price":
+            current = PRICE_CLASSES[part]
+        else:
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = _unwrap_model(field.annotation)
+        previous = part
     return current
 
 
+def _without_tags(loc: Sequence[Any]) -> list[Any]:
+    """The place without the price model pydantic adds after `price` (it is in the data
+    already, as `model`)."""
+    kept: list[Any] = []
+    for part in loc:
+        if part in PRICE_MODELS and kept and kept[-1] == "price":
+            continue
+        kept.append(part)
+    return kept
+
+
 def _message(error: Any, model: type[BaseModel]) -> tuple[list[Any], str]:
-    loc = list(error["loc"])
+    loc = _without_tags(error["loc"])
     kind = error["type"]
     value = error.get("input")
+    if kind == "price_model":
+        choices = ", ".join(PRICE_MODELS)
+        if not isinstance(value, dict):
+            return loc, f"must be a mapping with a `model` ({choices}), got {shown(value)}"
+        if "model" not in value:
+            return [*loc, "model"], f"required (one of: {choices})"
+        return [*loc, "model"], f"unknown price model {shown(value['model'])} (one of: " \
+                                f"{choices})"
     if kind == "catalog":
         loc.append(error["ctx"]["field"])
         return loc, error["msg"]
@@ -94,7 +133,7 @@ def _message(error: Any, model: type[BaseModel]) -> tuple[list[Any], str]:
     if kind == "missing":
         return loc, "required"
     if kind == "extra_forbidden":
-        owner = _model_at(model, loc[:-1])
+        owner = _model_at(model, list(error["loc"])[:-1])
         allowed = f" (allowed: {', '.join(owner.model_fields)})" if owner else ""
         return loc, f"unknown field{allowed}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
@@ -180,7 +219,7 @@ def parse_catalog(document: Any, source: str = "catalog") -> Catalog:
                 {"currency": document["currency"]}).currency
         except ValidationError as exc:
             problems.items.extend(model_problems(exc, "", Catalog))
-    for name, model in (("seller", Seller), ("settings", Settings)):
+    for name, model in (("seller", Seller), ("settings", Settings), ("taxes", Taxes)):
         if document.get(name) is not None:
             value = _validate(model, document[name], name, problems)
             if value is not None:
@@ -188,30 +227,120 @@ def parse_catalog(document: Any, source: str = "catalog") -> Catalog:
     sections: dict[str, list[tuple[str, Any]]] = {
         name: list(_section(document, name, problems)) for name in SECTIONS}
     for name, items in sections.items():
-        _unique(items, _ID_FIELD[name], _WHAT[name], problems)
+        _unique(name, items, problems)
     # Items with problems of their own still declare their key: a reference to them is
     # not reported a second time.
     declared = {name: {item.get(_ID_FIELD[name]) for item in document.get(name) or []
                        if isinstance(item, dict)} if isinstance(document.get(name), list)
                 else set() for name in SECTIONS}
-    check_references(sections, problems, declared)
-    check_overlaps([(place, s) for place, s in sections["subscriptions"]],
-                   {p.key: p for _, p in sections["products"]}, problems)
+    check_whole(top, sections, problems, declared)
     if problems.items:
         raise CatalogError(problems.items, source)
     return Catalog(**top, **{name: tuple(item for _, item in items)
                              for name, items in sections.items()})
 
 
-def _unique(items: list[tuple[str, Any]], field: str, what: str, problems: Problems) -> None:
+def identity(section: str, item: Any) -> str:
+    """What tells two items of a section apart: the key or id; for products the key and
+    the version date ('pro@2027-01-01'). `item` is a model or its stored dict."""
+    get = item.get if isinstance(item, dict) else lambda k: getattr(item, k, None)
+    value = str(get(_ID_FIELD[section]))
+    when = get("effective_from") if section == "products" else None
+    if when:
+        return f"{value}@{when if isinstance(when, str) else when.isoformat()}"
+    return value
+
+
+def _unique(section: str, items: list[tuple[str, Any]], problems: Problems) -> None:
+    field = _ID_FIELD[section]
     seen: dict[str, str] = {}
     for place, item in items:
-        value = getattr(item, field)
+        value = identity(section, item)
         if value in seen:
+            what = _WHAT[section] + (" and effective_from" if section == "products" else "")
             problems.add(f"{place}.{field}", f"duplicate {what} {value!r} (first at "
                                              f"{seen[value]})")
         else:
             seen[value] = place
+
+
+def check_whole(top: dict[str, Any], sections: dict[str, list[tuple[str, Any]]],
+                problems: Problems, declared: dict[str, set[Any]] | None = None) -> None:
+    """The checks between items: references, versions, money in each currency,
+    e-invoicing needs, overlapping subscriptions."""
+    currency = top.get("currency")
+    check_references(sections, problems, declared)
+    check_versions(sections["products"], problems)
+    if currency is not None:
+        check_money(currency, sections, problems)
+    check_einvoices(top.get("seller", Seller()), sections["customers"], problems,
+                    top.get("taxes", Taxes()))
+    check_overlaps(sections["subscriptions"], _versions(sections["products"]), problems)
+
+
+def _versions(products: list[tuple[str, Product]]) -> dict[str, list[Product]]:
+    versions: dict[str, list[Product]] = {}
+    for _, product in products:
+        versions.setdefault(product.key, []).append(product)
+    return versions
+
+
+def check_versions(products: list[tuple[str, Product]], problems: Problems) -> None:
+    """Versions of one product: at most one without `effective_from`, one currency."""
+    first: dict[str, tuple[str, Product]] = {}
+    undated: dict[str, str] = {}
+    for place, product in products:
+        if product.effective_from is None:
+            if product.key in undated:
+                problems.add(f"{place}.effective_from",
+                             f"product {product.key!r} is listed more than once: give each "
+                             f"version an effective_from date (first at "
+                             f"{undated[product.key]})")
+            undated.setdefault(product.key, place)
+        if product.key in first:
+            other_place, other = first[product.key]
+            if product.currency != other.currency:
+                problems.add(f"{place}.currency",
+                             f"versions of product {product.key!r} must share one currency "
+                             f"({other_place} has {other.currency or 'the catalog currency'})")
+        else:
+            first[product.key] = (place, product)
+
+
+def _money_problem(value: Decimal | None, currency: str) -> str | None:
+    if value is None:
+        return None
+    digits = minor_units(currency)
+    if value != round_money(value, currency):
+        return (f"{format(value, 'f')} is not an amount in {currency}, which has "
+                f"{digits or 'no'} decimal place{'s' if digits != 1 else ''}")
+    return None
+
+
+def check_money(currency: str, sections: dict[str, list[tuple[str, Any]]],
+                problems: Problems) -> None:
+    """Fees and minimums are amounts of money: no more decimals than the currency has
+    (unit prices may have more: they are rounded per line)."""
+    currencies: dict[str, str] = {}
+    for place, product in sections["products"]:
+        money = product.currency or currency
+        currencies.setdefault(product.key, money)
+        fields = [("base_price", product.base_price), ("minimum_spend", product.minimum_spend)]
+        for i, charge in enumerate(product.charges):
+            fields.append((f"charges[{i}].minimum_amount", charge.minimum_amount))
+            fields.append((f"charges[{i}].maximum_amount", charge.maximum_amount))
+            for j, tier in enumerate(getattr(charge.price, "tiers", ())):
+                fields.append((f"charges[{i}].price.tiers[{j}].flat_fee", tier.flat_fee))
+        for field, value in fields:
+            why = _money_problem(value, money)
+            if why:
+                problems.add(f"{place}.{field}", why)
+    for place, sub in sections["subscriptions"]:
+        for i, discount in enumerate(sub.discounts):
+            money = currencies.get(sub.product, currency)
+            why = _money_problem(discount.amount_off, money)
+            if why:
+                problems.add(f"{place}.discounts[{i}].amount_off", why)
 
 
 def check_references(sections: dict[str, list[tuple[str, Any]]], problems: Problems,
@@ -224,15 +353,53 @@ def check_references(sections: dict[str, list[tuple[str, Any]]], problems: Probl
         for i, charge in enumerate(product.charges):
             if charge.meter not in meters:
                 problems.add(f"{place}.charges[{i}].meter", f"unknown meter {charge.meter!r}")
+    charged: dict[str, set[str]] = {}
+    for _, product in sections["products"]:
+        charged.setdefault(product.key, set()).update(c.meter for c in product.charges)
     for place, sub in sections["subscriptions"]:
         if sub.customer not in customers:
             problems.add(f"{place}.customer", f"unknown customer {sub.customer!r}")
         if sub.product not in products:
             problems.add(f"{place}.product", f"unknown product {sub.product!r}")
+            continue
+        known = charged.get(sub.product, set())
+        for i, discount in enumerate(sub.discounts):
+            for j, target in enumerate(discount.applies_to):
+                if target != BASE_FEE and target not in known and sub.product in charged:
+                    problems.add(f"{place}.discounts[{i}].applies_to[{j}]",
+                                 f"product {sub.product!r} has no charge for meter "
+                                 f"{target!r} (use a charged meter's key, or base_fee)")
+
+
+def check_einvoices(seller: Seller, customers: list[tuple[str, Any]],
+                    problems: Problems, taxes: Taxes | None = None) -> None:
+    """E-invoices (EN 16931) name both parties' countries and the seller's tax id, and
+    carry one VAT rate per line."""
+    receiving = [(place, c) for place, c in customers
+                 if (c.einvoice or seller.einvoice) == "factur-x"]
+    for place, customer in receiving:
+        if customer.country is None:
+            problems.add(f"{place}.country", "required for e-invoices (einvoice: factur-x)")
+        elif taxes is not None:
+            matching = [r for r in taxes.rates if r.country == customer.country
+                        and r.region in (None, customer.region)]
+            if len(matching) > 1:
+                problems.add(f"{place}.einvoice",
+                             f"an EN 16931 e-invoice carries one VAT rate per line, but "
+                             f"{len(matching)} tax rates apply to this customer "
+                             f"({', '.join(r.name for r in matching)})")
+    if receiving:
+        who = receiving[0][0]
+        if seller.country is None:
+            problems.add("seller.country", f"required when customers receive e-invoices "
+                                           f"({who} does)")
+        if not seller.tax_id:
+            problems.add("seller.tax_id", f"required when customers receive e-invoices "
+                                          f"({who} does)")
 
 
 def check_overlaps(subscriptions: list[tuple[str, Subscription]],
-                   products: dict[str, Product], problems: Problems) -> None:
+                   products: dict[str, list[Product]], problems: Problems) -> None:
     """A customer's events must not be billed twice: two subscriptions of one customer
     that overlap in time must not charge the same meter."""
     by_customer: dict[str, list[tuple[str, Subscription]]] = {}
@@ -245,8 +412,8 @@ def check_overlaps(subscriptions: list[tuple[str, Subscription]],
                     continue
                 overlap = (b.end is None or a.start < b.end) and \
                           (a.end is None or b.start < a.end)
-                shared = {c.meter for c in products[a.product].charges} & \
-                         {c.meter for c in products[b.product].charges}
+                shared = {c.meter for p in products[a.product] for c in p.charges} & \
+                         {c.meter for p in products[b.product] for c in p.charges}
                 if overlap and shared:
                     problems.add(place_b,
                                  f"overlaps {a.id} for customer {a.customer} and charges the "

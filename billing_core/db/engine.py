@@ -6,6 +6,7 @@ import os
 import sqlite3
 import urllib.parse
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 
@@ -133,11 +134,57 @@ class _DecimalMax:
         return self.text
 
 
+class _DecimalMin(_DecimalMax):
+    """SQLite aggregate: exact minimum of JSON number texts."""
+
+    def step(self, value: object) -> None:
+        if value is None:
+            return
+        number = _exact(value)
+        if self.best is None or number < self.best:
+            self.best, self.text = number, format(number, "f")
+
+
+class _DecimalRunningSum(_DecimalSum):
+    """SQLite window function: the exact running sum (`OVER (... ROWS UNBOUNDED
+    PRECEDING)`)."""
+
+    def inverse(self, value: object) -> None:
+        if value is not None and self.total is not None:
+            self.total = EXACT.subtract(self.total, _exact(value))
+
+    def value(self) -> str | None:
+        return self.finalize()
+
+
+def _decimal_mul(left: object, right: object) -> str | None:
+    """SQLite function: the exact product of two decimal texts or integers."""
+    if left is None or right is None:
+        return None
+    return format(EXACT.multiply(_exact(left), _exact(right)), "f")
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _epoch_us(value: object) -> int | None:
+    """SQLite function: microseconds since 1970 of a stored (naive UTC) timestamp text."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"epoch_us got {type(value).__name__} {value!r}")
+    delta = datetime.fromisoformat(value) - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 def _decimal_cmp(left: object, right: object) -> int | None:
     """SQLite function: compare a JSON number text with a decimal text, exactly."""
     if left is None or right is None:
         return None
-    a, b = _exact(left), _exact(right)
+    try:
+        a, b = _exact(left), _exact(right)
+    except (ArithmeticError, TypeError, ValueError):
+        return None   # not a JSON number: SQLite may evaluate this before the type test
     return (a > b) - (a < b)
 
 
@@ -146,6 +193,10 @@ def _register_functions(dbapi_connection: sqlite3.Connection) -> None:
     dbapi_connection.create_function("decimal_cmp", 2, _decimal_cmp, deterministic=True)
     dbapi_connection.create_aggregate("decimal_sum", 1, _DecimalSum)  # type: ignore[arg-type]
     dbapi_connection.create_aggregate("decimal_max", 1, _DecimalMax)  # type: ignore[arg-type]
+    dbapi_connection.create_aggregate("decimal_min", 1, _DecimalMin)  # type: ignore[arg-type]
+    dbapi_connection.create_window_function("decimal_running_sum", 1, _DecimalRunningSum)
+    dbapi_connection.create_function("decimal_mul", 2, _decimal_mul, deterministic=True)
+    dbapi_connection.create_function("epoch_us", 1, _epoch_us, deterministic=True)
 
 
 def _configure_sqlite_read_only(dbapi_connection: sqlite3.Connection,

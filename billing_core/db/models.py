@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     ForeignKey,
@@ -133,6 +134,7 @@ class BillingRunRow(SQLModel, table=True):
     skipped: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDocument))
     late_usage: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDocument))
     failures: list[Any] | None = Field(default=None, sa_column=Column(JsonDocument))
+    approval: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDocument))
     error: str | None = Field(default=None, sa_column=Column(Text))
 
 
@@ -180,6 +182,7 @@ class DocumentRow(SQLModel, table=True):
     revision: int = 1
     content: str = Field(sa_column=Column(Text, nullable=False))
     file_hashes: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDocument))
+    files_dir: str | None = Field(default=None, sa_column=Column(Text))
     rendered_key: str | None = Field(default=None, max_length=64)
     billing_run_id: int | None = Field(default=None, foreign_key="billing_run.id")
     finalized_at: datetime | None = Field(default=None, sa_column=_utc(True))
@@ -212,6 +215,8 @@ class BilledUsageRow(SQLModel, table=True):
     usage_period: str = Field(max_length=7)
     meter: str = Field(max_length=64)
     quantity: Decimal = Field(sa_column=Column(ExactDecimal, nullable=False))
+    events: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    amount: Decimal | None = Field(default=None, sa_column=Column(ExactDecimal, nullable=True))
 
 
 class LeaseRow(SQLModel, table=True):
@@ -223,3 +228,32 @@ class LeaseRow(SQLModel, table=True):
     pid: int | None = None
     hostname: str | None = Field(default=None, max_length=255)
     acquired_at: datetime = Field(sa_column=_utc())
+
+
+class OutboxRow(SQLModel, table=True):
+    """One message to send: queued in the transaction that issues its document, sent at
+    most once (a message whose fate is unknown stays `sending` for an operator)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("document_id", "sequence", name="uq_outbox_sequence"),
+                      Index("ix_outbox_status_next", "status", "next_attempt_at"))
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(default="document", max_length=16)
+    document_id: int | None = Field(default=None, foreign_key="document.id", index=True)
+    reference: str = Field(max_length=64)
+    sequence: int = 1
+    sender: str = Field(sa_column=Column(Text, nullable=False))
+    reply_to: str | None = Field(default=None, sa_column=Column(Text))
+    recipients: dict[str, Any] = Field(sa_column=Column(JsonDocument, nullable=False))
+    subject: str = Field(sa_column=Column(Text, nullable=False))
+    message_id: str = Field(max_length=255, unique=True)
+    payload: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDocument))
+    status: str = Field(max_length=16)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    next_attempt_at: datetime = Field(sa_column=_utc())
+    created_at: datetime = Field(sa_column=_utc())
+    sending_at: datetime | None = Field(default=None, sa_column=_utc(True))
+    sent_at: datetime | None = Field(default=None, sa_column=_utc(True))
+    updated_at: datetime = Field(sa_column=_utc())
+    billing_run_id: int | None = Field(default=None, foreign_key="billing_run.id")

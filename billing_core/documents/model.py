@@ -16,19 +16,36 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from billing_core.money import EXACT, minor_units, normalize_quantity
 
-LINE_KINDS = ("base_fee", "usage", "adjustment")
+LINE_KINDS = ("base_fee", "usage", "minimum", "maximum", "adjustment", "discount")
+TAX_CATEGORIES = ("S", "Z", "AE", "E")   # standard, zero rate, reverse charge, exempt
+
+
+@dataclass(frozen=True)
+class LineTax:
+    """One tax on one line: `rate` in percent, `amount` rounded to minor units."""
+
+    name: str
+    rate: Decimal
+    amount: Decimal
+    category: str = "S"
+
+    def as_dict(self, currency: str) -> dict[str, Any]:
+        return {"name": self.name, "rate": number_text(self.rate),
+                "amount": money_text(self.amount, currency), "category": self.category}
 
 
 @dataclass(frozen=True)
 class Line:
-    """One line. `meter` is None for the base fee; `usage_period` is the period whose
-    usage the line bills (an adjustment line bills an earlier one)."""
+    """One line. `meter` is None for the base fee, a product's minimum spend and a
+    discount; `usage_period` is the period whose usage the line bills (an adjustment line
+    bills an earlier one). `detail` shows how the amount was reached (tiers, packages,
+    proration, the discount's rule), `taxes` the taxes computed on this line."""
 
     kind: str
     description: str
@@ -43,6 +60,15 @@ class Line:
     billed_quantity: Decimal | None = None   # adjustments: quantity already billed
     note: str = ""
     credited_line: int | None = None          # credit notes: the invoice line (1-based)
+    detail: dict[str, Any] | None = None
+    taxes: tuple[LineTax, ...] = ()
+
+    @property
+    def tax(self) -> Decimal:
+        total = Decimal(0)
+        for tax in self.taxes:
+            total = EXACT.add(total, tax.amount)
+        return total
 
 
 @dataclass(frozen=True)
@@ -50,6 +76,18 @@ class Party:
     name: str
     email: str = ""
     address: str = ""
+    country: str | None = None
+    city: str = ""
+    postal_code: str = ""
+    tax_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "email": self.email,
+                                "address": self.address}
+        for key in ("country", "city", "postal_code", "tax_id"):
+            if getattr(self, key):
+                data[key] = getattr(self, key)
+        return data
 
 
 @dataclass(frozen=True)
@@ -78,6 +116,13 @@ class Document:
     credits_issue_date: date | None = None
     reason: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    einvoice: str = "none"             # 'factur-x': the PDF carries EN 16931 XML
+    locale: str = "en_US"
+    timezone: str = "UTC"
+    tax_mode: str = "exclusive"        # prices exclusive of tax, or 'inclusive'
+    tax_note: str = ""                 # reverse charge / exemption: the legal mention
+    usage_from: datetime | None = None  # the instants (UTC) whose events were counted
+    usage_to: datetime | None = None
 
     @property
     def is_draft(self) -> bool:
@@ -85,14 +130,44 @@ class Document:
 
     @property
     def subtotal(self) -> Decimal:
+        """The sum of the lines (after discounts; with inclusive prices, tax included)."""
         total = Decimal(0)
         for line in self.lines:
             total = EXACT.add(total, line.amount)
         return total
 
     @property
-    def total(self) -> Decimal:
+    def tax_total(self) -> Decimal:
+        total = Decimal(0)
+        for line in self.lines:
+            total = EXACT.add(total, line.tax)
+        return total
+
+    @property
+    def net_total(self) -> Decimal:
+        """The total without tax."""
+        if self.tax_mode == "inclusive":
+            return EXACT.subtract(self.subtotal, self.tax_total)
         return self.subtotal
+
+    @property
+    def total(self) -> Decimal:
+        return EXACT.add(self.net_total, self.tax_total)
+
+    def tax_summary(self) -> list[dict[str, Any]]:
+        """Per tax (name, rate, category): the net amount taxed and the tax, summed from
+        the lines (each line's tax is rounded on its own)."""
+        groups: dict[tuple[str, Decimal, str], list[Decimal]] = {}
+        for line in self.lines:
+            net = line.amount if self.tax_mode != "inclusive" else \
+                EXACT.subtract(line.amount, line.tax)
+            for tax in line.taxes:
+                key = (tax.name, tax.rate, tax.category)
+                base, amount = groups.get(key, [Decimal(0), Decimal(0)])
+                groups[key] = [EXACT.add(base, net), EXACT.add(amount, tax.amount)]
+        return [{"name": name, "rate": rate, "category": category, "base": base,
+                 "amount": amount}
+                for (name, rate, category), (base, amount) in groups.items()]
 
     @property
     def amount_due(self) -> Decimal:
@@ -134,6 +209,10 @@ def _line_dict(line: Line, currency: str) -> dict[str, Any]:
         data["note"] = line.note
     if line.credited_line is not None:
         data["credited_line"] = line.credited_line
+    if line.detail:
+        data["detail"] = line.detail
+    if line.taxes:
+        data["taxes"] = [tax.as_dict(currency) for tax in line.taxes]
     return data
 
 
@@ -147,11 +226,9 @@ def to_json(doc: Document) -> dict[str, Any]:
         "draft_reference": doc.draft_reference,
         "issue_date": _day(doc.issue_date),
         "due_date": _day(doc.due_date),
-        "seller": {"name": doc.seller.name, "email": doc.seller.email,
-                   "address": doc.seller.address},
+        "seller": doc.seller.as_dict(),
         "customer_id": doc.customer_id,
-        "customer": {"name": doc.customer.name, "email": doc.customer.email,
-                     "address": doc.customer.address},
+        "customer": doc.customer.as_dict(),
         "subscription_id": doc.subscription_id,
         "product": {"key": doc.product_key, "name": doc.product_name},
         "period": {"label": doc.period, "start": doc.period_start.isoformat(),
@@ -165,6 +242,25 @@ def to_json(doc: Document) -> dict[str, Any]:
         "amount_due": money_text(doc.amount_due, c),
         "notes": list(doc.notes),
     }
+    summary = doc.tax_summary()
+    if summary:
+        data["tax_mode"] = doc.tax_mode
+        data["taxes"] = [{"name": t["name"], "rate": number_text(t["rate"]),
+                          "category": t["category"], "base": money_text(t["base"], c),
+                          "amount": money_text(t["amount"], c)} for t in summary]
+        data["tax_total"] = money_text(doc.tax_total, c)
+        data["net_total"] = money_text(doc.net_total, c)
+    if doc.tax_note:
+        data["tax_note"] = doc.tax_note
+    if doc.locale != "en_US":
+        data["locale"] = doc.locale
+    if doc.timezone != "UTC":
+        data["timezone"] = doc.timezone
+    if doc.usage_from is not None and doc.usage_to is not None:
+        data["usage_window"] = {"from": doc.usage_from.isoformat() + "Z",
+                                "to": doc.usage_to.isoformat() + "Z"}
+    if doc.einvoice != "none":
+        data["einvoice"] = doc.einvoice
     if doc.document_type == "credit_note":
         data["credits_invoice"] = {"number": doc.credits_number,
                                    "issue_date": _day(doc.credits_issue_date)}
@@ -190,8 +286,12 @@ def from_json(data: dict[str, Any]) -> Document:
              chargeable_units=Decimal(line["chargeable_units"]),
              billed_quantity=(Decimal(line["billed_quantity"])
                               if line.get("billed_quantity") is not None else None),
-             note=line.get("note", ""), credited_line=line.get("credited_line"))
+             note=line.get("note", ""), credited_line=line.get("credited_line"),
+             detail=line.get("detail"),
+             taxes=tuple(LineTax(t["name"], Decimal(t["rate"]), Decimal(t["amount"]),
+                                 t.get("category", "S")) for t in line.get("taxes", ())))
         for line in data["lines"])
+    window = data.get("usage_window") or {}
     return Document(
         document_type=kind, subscription_id=data["subscription_id"],
         customer_id=data["customer_id"], customer=Party(**data["customer"]),
@@ -205,7 +305,14 @@ def from_json(data: dict[str, Any]) -> Document:
         draft_reference=data.get("draft_reference"), issue_date=_date(data.get("issue_date")),
         due_date=_date(data.get("due_date")), credits_number=credits.get("number"),
         credits_issue_date=_date(credits.get("issue_date")), reason=data.get("reason", ""),
-        notes=tuple(data.get("notes", ())))
+        notes=tuple(data.get("notes", ())), einvoice=data.get("einvoice", "none"),
+        locale=data.get("locale", "en_US"), timezone=data.get("timezone", "UTC"),
+        tax_mode=data.get("tax_mode", "exclusive"), tax_note=data.get("tax_note", ""),
+        usage_from=_instant(window.get("from")), usage_to=_instant(window.get("to")))
+
+
+def _instant(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.removesuffix("Z")) if text else None
 
 
 def canonical(data: Any) -> str:
@@ -214,6 +321,7 @@ def canonical(data: Any) -> str:
 
 _FACT_LINE_KEYS = ("kind", "meter", "usage_period", "quantity", "free_units",
                    "chargeable_units", "unit_price", "amount", "billed_quantity")
+_NEWER_FACT_LINE_KEYS = ("detail", "taxes")   # only when present: older hashes stay valid
 
 
 def facts_hash(doc: Document) -> str:
@@ -222,10 +330,14 @@ def facts_hash(doc: Document) -> str:
     facts = {
         "document_type": doc.document_type, "subscription_id": doc.subscription_id,
         "period": doc.period, "currency": doc.currency,
-        "lines": [{k: line.get(k) for k in _FACT_LINE_KEYS} for line in data["lines"]],
+        "lines": [{**{k: line.get(k) for k in _FACT_LINE_KEYS},
+                   **{k: line[k] for k in _NEWER_FACT_LINE_KEYS if k in line}}
+                  for line in data["lines"]],
         "subtotal": data["subtotal"], "total": data["total"], "amount_due": data["amount_due"],
         "credits": doc.credits_number,
     }
+    if "taxes" in data:       # absent on documents without taxes: their hash is unchanged
+        facts["taxes"] = data["taxes"]
     return hashlib.sha256(canonical(facts).encode()).hexdigest()
 
 

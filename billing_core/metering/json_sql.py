@@ -1,7 +1,8 @@
 """Dialect-specific SQL for reading an event's JSON metadata, and filter compilation.
 
 Filters compile to SQL text with bound parameters (values are never spliced into SQL).
-Semantics: an event that lacks a filtered property (or has it as null) does not match;
+Semantics: an event that lacks a filtered property (or has it as null) does not match a
+condition on it (and so matches a negated group, `negate: true`);
 numeric comparators match only JSON numbers, compared exactly as decimals; strings
 compare case-sensitively; `contains` applies to strings only.
 """
@@ -39,6 +40,7 @@ class JsonSql:
     number_types: tuple[str, ...]
     sum_function: str
     max_function: str
+    min_function: str
     string_type: str
     boolean_types: tuple[str, ...]
 
@@ -111,7 +113,11 @@ class JsonSql:
     def filter(self, f: Filter) -> str:
         parts = [self.condition(c) for c in f.conditions] + [self.filter(g) for g in f.groups]
         joiner = " AND " if f.logic == "and" else " OR "
-        return "(" + joiner.join(parts) + ")" if parts else "(1=1)"
+        test = "(" + joiner.join(parts) + ")" if parts else "(1=1)"
+        if f.negate:
+            # A test on a missing property is false, never NULL, so its negation is true.
+            return f"(NOT COALESCE({test}, FALSE))"
+        return test
 
 
 class SqliteJson(JsonSql):
@@ -119,6 +125,7 @@ class SqliteJson(JsonSql):
     number_types = ("integer", "real")
     sum_function = "decimal_sum"  # exact: SQLite's own SUM/MAX go through floats
     max_function = "decimal_max"
+    min_function = "decimal_min"
     string_type = "text"
     boolean_types = ("true", "false")
 
@@ -156,6 +163,7 @@ class PostgresJson(JsonSql):
     number_types = ("number",)
     sum_function = "SUM"
     max_function = "MAX"
+    min_function = "MIN"
     string_type = "string"
     boolean_types = ("boolean",)
 

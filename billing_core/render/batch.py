@@ -43,6 +43,7 @@ class Rendered:
     document_id: int
     hashes: dict[str, str]
     error: str | None = None
+    base: str = ""
 
 
 def process_renderer() -> PdfRenderer:
@@ -61,9 +62,9 @@ def render_batch(jobs: Sequence[RenderJob]) -> list[Rendered]:
         try:
             hashes = write_document_files(job.content, Path(job.base), renderer)
         except Exception as exc:  # one document that cannot be rendered costs no other
-            done.append(Rendered(job.document_id, {}, describe(exc)))
+            done.append(Rendered(job.document_id, {}, describe(exc), job.base))
             continue
-        done.append(Rendered(job.document_id, hashes))
+        done.append(Rendered(job.document_id, hashes, base=job.base))
         failpoint("render.after_document")
     return done
 

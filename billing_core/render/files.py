@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from billing_core.documents.model import from_json
+from billing_core.einvoice.facturx import cii_xml
 from billing_core.render.html import render_html
 from billing_core.render.pdf import PdfRenderer
 
@@ -37,7 +38,7 @@ def remove_leftovers(folder: Path) -> int:
     """Remove temporary files that a killed writer left in `folder`; returns how many."""
     removed = 0
     if folder.is_dir():
-        for kind in SUFFIXES:
+        for kind in (*SUFFIXES, "xml"):
             for path in folder.glob(f".*.{kind}.*"):
                 path.unlink(missing_ok=True)
                 removed += 1
@@ -50,21 +51,25 @@ def document_paths(base: Path) -> dict[str, Path]:
 
 
 def document_files(content: str, renderer: PdfRenderer) -> dict[str, bytes]:
-    """The three files' bytes for a stored JSON document."""
+    """The files' bytes for a stored JSON document: .json, .html, .pdf, and for an issued
+    e-invoice (`einvoice: factur-x`) the Factur-X .xml, also embedded in the PDF/A-3."""
     data = json.loads(content)
     doc = from_json(data)
-    return {
+    xml = cii_xml(doc) if doc.einvoice == "factur-x" and not doc.is_draft else None
+    files = {
         "json": (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode(),
         "html": render_html(doc, inline_css=True).encode(),
-        "pdf": renderer.render(render_html(doc, inline_css=False)),
+        "pdf": renderer.render(render_html(doc, inline_css=False), xml, doc.issue_date),
     }
+    if xml is not None:
+        files["xml"] = xml
+    return files
 
 
 def write_document_files(content: str, base: Path, renderer: PdfRenderer) -> dict[str, str]:
     """Render and write the files; returns their SHA-256 hashes by suffix."""
-    paths = document_paths(base)
     hashes = {}
     for kind, data in document_files(content, renderer).items():
-        write_atomic(paths[kind], data)
+        write_atomic(base.with_name(f"{base.name}.{kind}"), data)
         hashes[kind] = hashlib.sha256(data).hexdigest()
     return hashes

@@ -6,11 +6,12 @@ document always renders to the same bytes."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from weasyprint import CSS, HTML
+from weasyprint import CSS, HTML, Attachment
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher
 
@@ -50,9 +51,23 @@ class PdfRenderer:
         self.stylesheet = CSS(filename=str(css_path), base_url=str(self.templates_dir) + "/",
                               url_fetcher=self.fetcher, font_config=self.font_config)
 
-    def render(self, html: str) -> bytes:
-        """PDF bytes for an HTML page rendered with inline_css=False."""
+    def render(self, html: str, einvoice_xml: bytes | None = None,
+               issued: date | None = None) -> bytes:
+        """PDF bytes for an HTML page rendered with inline_css=False. With `einvoice_xml`
+        the PDF is PDF/A-3b carrying it as factur-x.xml (relationship Data), dated by the
+        document's issue date so that it renders to the same bytes every time."""
         document = HTML(string=html, base_url=str(self.templates_dir) + "/",
                         url_fetcher=self.fetcher)
+        if einvoice_xml is None:
+            return document.write_pdf(stylesheets=[self.stylesheet],
+                                      font_config=self.font_config, uncompressed_pdf=False)
+        when = datetime.combine(issued or date(1970, 1, 1), time(), tzinfo=UTC)
+        attachment = Attachment(string=einvoice_xml, name="factur-x.xml",
+                                description="Factur-X (EN 16931) invoice data",
+                                relationship="Data", created=when, modified=when,
+                                url_fetcher=self.fetcher)
         return document.write_pdf(stylesheets=[self.stylesheet], font_config=self.font_config,
-                                  uncompressed_pdf=False)
+                                  uncompressed_pdf=False, pdf_variant="pdf/a-3b",
+                                  attachments=[attachment],
+                                  xmp_metadata=[(self.templates_dir / "einvoice" /
+                                                 "factur-x-xmp.xml").as_uri()])

@@ -10,14 +10,12 @@ from billing_core.catalog.validation import (
     SECTIONS,
     CatalogError,
     Problems,
-    check_overlaps,
-    check_references,
+    check_whole,
+    identity,
 )
 from billing_core.clock import Clock
 from billing_core.db.repositories.catalog import catalog_document, document_digest, storable
 from billing_core.services.unit_of_work import SqlUnitOfWork
-
-_ID_FIELD = {"meters": "key", "products": "key", "customers": "id", "subscriptions": "id"}
 
 
 class NoCatalog(LookupError):
@@ -60,7 +58,7 @@ def _merge(stored: Catalog | None, archived: dict[str, list[dict[str, Any]]],
     """Top-level values and sections after upserting `incoming` over `stored`; returns
     (top-level fields, archived entities, sections with each item's place)."""
     top: dict[str, Any] = {"currency": incoming.currency}
-    for name in ("seller", "settings"):
+    for name in ("seller", "settings", "taxes"):
         if name in incoming.model_fields_set or stored is None:
             top[name] = getattr(incoming, name)
         else:
@@ -68,22 +66,22 @@ def _merge(stored: Catalog | None, archived: dict[str, list[dict[str, Any]]],
     new_archived: dict[str, list[dict[str, Any]]] = {}
     sections: dict[str, list[tuple[str, Any]]] = {}
     for name in SECTIONS:
-        field = _ID_FIELD[name]
         items: dict[str, tuple[str, Any]] = {}
         for item in getattr(stored, name) if stored is not None else ():
-            items[getattr(item, field)] = (f"{name} {getattr(item, field)!r} (applied "
-                                           f"earlier)", item)
+            key = identity(name, item)
+            items[key] = (f"{name} {key!r} (applied earlier)", item)
         incoming_ids = set()
         for i, item in enumerate(getattr(incoming, name)):
-            key = getattr(item, field)
+            key = identity(name, item)
             incoming_ids.add(key)
             items[key] = (f"{name}[{i}]", item)
-        kept_archive = [a for a in archived.get(name, []) if a[field] not in incoming_ids]
+        kept_archive = [a for a in archived.get(name, [])
+                        if identity(name, a) not in incoming_ids]
         if prune:
             for key in sorted(set(items) - incoming_ids):
                 kept_archive.append(storable(items.pop(key)[1].model_dump(mode="python")))
         if kept_archive:
-            new_archived[name] = sorted(kept_archive, key=lambda a: a[field])
+            new_archived[name] = sorted(kept_archive, key=lambda a: identity(name, a))
         sections[name] = list(items.values())
     return top, new_archived, sections
 
@@ -101,9 +99,7 @@ def apply_catalog(uow: SqlUnitOfWork, catalog: Catalog, source: str, clock: Cloc
         top, archived, sections = _merge(stored.catalog if stored else None,
                                          stored.archived if stored else {}, catalog, prune)
         problems = Problems()
-        check_references(sections, problems)
-        check_overlaps(sections["subscriptions"],
-                       {p.key: p for _, p in sections["products"]}, problems)
+        check_whole(top, sections, problems)
         if problems.items:
             raise CatalogError(problems.items, source)
         merged = Catalog(**top, **{name: tuple(item for _, item in items)

@@ -17,6 +17,7 @@ from billing_core.documents.credit_notes import credit_note_document
 from billing_core.documents.model import Document, from_json
 from billing_core.documents.numbering import format_number, series
 from billing_core.services.catalog import current_catalog
+from billing_core.services.delivery import queue_documents
 from billing_core.services.drafting import serialize
 from billing_core.services.unit_of_work import SqlUnitOfWork
 
@@ -144,6 +145,7 @@ def _credit(uow: SqlUnitOfWork, clock: Clock, row: DocumentRow, reason: str,
         "amount_due": Decimal(0), "issue_date": today, "facts_hash": facts,
         "document_hash": digest, "revision": 1, "content": content, "finalized_at": now,
         "created_at": now, "updated_at": now})
+    queue_documents(uow, catalog, uow.documents.by_ids([note_id]), now)
     return note_id, number
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from billing_core.catalog.models import Catalog, Subscription
 from billing_core.clock import Clock
+from billing_core.cycles import local_midnight, period_state
 from billing_core.db.models import DocumentRow
 from billing_core.db.repositories.documents import BilledKey
 from billing_core.documents.model import (
@@ -37,10 +38,19 @@ from billing_core.documents.model import (
 from billing_core.documents.numbering import draft_reference
 from billing_core.errors import describe
 from billing_core.failpoints import failpoint
-from billing_core.invoicing import invoice_document, late_usage_lines, usage_window
+from billing_core.invoicing import (
+    allowances,
+    charge_usage,
+    differs,
+    invoice_document,
+    late_usage_lines,
+    product_for,
+    window_of,
+)
 from billing_core.metering import MeterUsage, Usage, Window, measure_each, skipped_by_meter
 from billing_core.money import EXACT
 from billing_core.periods import BillingPeriod
+from billing_core.pricing.usage import Billed, ChargeUsage
 from billing_core.services.catalog import current_catalog
 from billing_core.services.unit_of_work import SqlUnitOfWork
 
@@ -116,7 +126,17 @@ def _active(catalog: Catalog, period: BillingPeriod, customers: set[str] | None
             ) -> list[Subscription]:
     return [s for s in catalog.subscriptions
             if (customers is None or s.customer in customers)
-            and usage_window(s, period) is not None]
+            and window_of(catalog, s, period) is not None]
+
+
+def window(catalog: Catalog, sub: Subscription, period: BillingPeriod, key: str,
+           bounds: tuple[datetime, datetime]) -> Window:
+    """The metering window of a subscription's cycle: its product version's meters,
+    allowances, and where a carried-over level starts."""
+    product = product_for(catalog, sub, period)
+    return Window(key, sub.customer, *bounds, tuple(c.meter for c in product.charges),
+                  carry_from=local_midnight(sub.start, catalog.timezone(sub.customer)),
+                  allowances=allowances(product))
 
 
 def _latest_issued(rows: list[DocumentRow]) -> dict[tuple[str, str], DocumentRow]:
@@ -131,21 +151,25 @@ def _latest_issued(rows: list[DocumentRow]) -> dict[tuple[str, str], DocumentRow
 
 
 def _pending_elsewhere(drafts: list[DocumentRow], exclude_period: str
-                       ) -> dict[tuple[str, str, str], Decimal]:
-    """Adjustment quantities that drafts of other periods already carry."""
-    pending: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+                       ) -> dict[tuple[str, str, str], Billed]:
+    """Adjustments (quantity, events, amount) that drafts of other periods already
+    carry."""
+    pending: dict[tuple[str, str, str], Billed] = {}
     for row in drafts:
         if row.period == exclude_period or '"adjustment"' not in row.content:
             continue
         for line in json.loads(row.content)["lines"]:
             if line["kind"] == "adjustment":
                 key = (row.subscription_id, line["usage_period"], line["meter"])
-                pending[key] = EXACT.add(pending[key], Decimal(line["quantity"]))
+                events = int((line.get("detail") or {}).get("events", 0))
+                pending[key] = pending.get(key, Billed(Decimal(0), 0, Decimal(0))).plus(
+                    Billed(Decimal(line["quantity"]), events, Decimal(line["amount"])))
     return pending
 
 
-def _quantities(usage: Usage, subscription_id: str, period: str) -> dict[str, Decimal]:
-    return {k: u.quantity for k, u in usage.get(_key(subscription_id, period), {}).items()}
+def _usage_of(usage: Usage, subscription_id: str, period: str) -> dict[str, ChargeUsage]:
+    return {k: charge_usage(u) for k, u in usage.get(_key(subscription_id, period),
+                                                     {}).items()}
 
 
 def draft_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
@@ -161,7 +185,7 @@ def draft_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
     with uow.read():
         catalog = current_catalog(uow)
         settings = catalog.settings
-        if period.state(now, settings.grace_period_days) == "future":
+        if period_state(catalog, period, now) == "future":
             raise PeriodNotStarted(f"period {label} has not started yet (it starts "
                                    f"{period.start_date.isoformat()}); nothing to draft")
         lookback = [period.shift(-k) for k in range(settings.late_usage_lookback_periods + 1)]
@@ -174,19 +198,18 @@ def draft_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
         to_draft = [s for s in active if (s.id, label) not in issued]
         windows: list[Window] = []
         for sub in to_draft:
-            bounds = usage_window(sub, period, until)
+            bounds = window_of(catalog, sub, period, until)
             if bounds is None:  # a preview before the subscription's first moment
                 bounds = (period.start, period.start)
-            windows.append(Window(_key(sub.id, label), sub.customer, *bounds,
-                                  tuple(c.meter for c in catalog.product(sub.product).charges)))
+            windows.append(window(catalog, sub, period, _key(sub.id, label), bounds))
         late_pairs = []
         for sub in in_scope:
             for late in lookback:
-                if (sub.id, str(late)) in issued and (bounds := usage_window(sub, late)):
+                if (sub.id, str(late)) in issued and (
+                        bounds := window_of(catalog, sub, late)):
                     late_pairs.append((sub, late))
-                    windows.append(Window(_key(sub.id, str(late)), sub.customer, *bounds,
-                                          tuple(c.meter for c in
-                                                catalog.product(sub.product).charges)))
+                    windows.append(window(catalog, sub, late, _key(sub.id, str(late)),
+                                          bounds))
         usage, unmeasured = measure_each(uow.connection, catalog.meters_by_key, windows)
         billed = uow.billed.billed([s.id for s, _ in late_pairs],
                                    [str(p) for _, p in late_pairs])
@@ -211,7 +234,7 @@ def draft_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
     result.older_late = [{"customer": c, "period": p, "events": n} for c, p, n in older
                          if chosen is None or c in chosen]
     plans, failed = _plan(catalog, period, to_draft, late_pairs, usage, billed, pending,
-                          issued, result)
+                          issued, result, until)
     failed |= failed_subs
     result.documents = [plan.document for plan in plans]
     if not store:
@@ -229,9 +252,10 @@ def draft_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
 
 def _plan(catalog: Catalog, period: BillingPeriod, to_draft: list[Subscription],
           late_pairs: list[tuple[Subscription, BillingPeriod]], usage: Usage,
-          billed: Any, pending: dict[tuple[str, str, str], Decimal],
+          billed: Any, pending: dict[tuple[str, str, str], Billed],
           issued: dict[tuple[str, str], DocumentRow],
-          result: DraftResult) -> tuple[list[PlannedDraft], set[str]]:
+          result: DraftResult, until: datetime | None = None
+          ) -> tuple[list[PlannedDraft], set[str]]:
     label = str(period)
     policy = catalog.settings.late_usage
     adjustments: dict[str, list[Any]] = defaultdict(list)
@@ -242,11 +266,17 @@ def _plan(catalog: Catalog, period: BillingPeriod, to_draft: list[Subscription],
     for sub, late in sorted(late_pairs, key=lambda pair: (pair[1], pair[0].id)):
         late_label = str(late)
         try:
-            current = _quantities(usage, sub.id, late_label)
-            before = {c.meter: billed.get(BilledKey(sub.id, late_label, c.meter),
-                                          Decimal(0))
-                      for c in catalog.product(sub.product).charges}
-            differing = [m for m in before if current.get(m, Decimal(0)) != before[m]]
+            current = _usage_of(usage, sub.id, late_label)
+            product = product_for(catalog, sub, late)
+            before = {c.meter: billed.get(BilledKey(sub.id, late_label, c.meter), Billed())
+                      for c in product.charges}
+            nothing = ChargeUsage(Decimal(0))
+
+            def now(meter: str, current: dict[str, ChargeUsage] = current) -> Decimal:
+                return current.get(meter, ChargeUsage(Decimal(0))).quantity
+
+            differing = [m for m in before
+                         if differs(product, m, current.get(m, nothing), before[m])]
             if policy == "credit_note_and_reissue":
                 if not differing:
                     continue
@@ -258,19 +288,19 @@ def _plan(catalog: Catalog, period: BillingPeriod, to_draft: list[Subscription],
                                       f"in full by a credit note.")
                 plans.append(PlannedDraft(doc, late_label, generation, original.id))
                 result.late.extend(
-                    LateUsage(sub.id, sub.customer, late_label, m, before[m],
-                              current.get(m, Decimal(0)), "reissue", reference)
+                    LateUsage(sub.id, sub.customer, late_label, m, before[m].quantity,
+                              now(m), "reissue", reference)
                     for m in differing)
                 continue
-            shown_before = {m: EXACT.add(before[m], pending.get((sub.id, late_label, m),
-                                                                 Decimal(0)))
+            shown_before = {m: before[m].plus(pending[(sub.id, late_label, m)])
+                            if (sub.id, late_label, m) in pending else before[m]
                             for m in before}
             if late_label == label or (sub.id not in drafting and (sub.id, label) in issued):
                 result.late.extend(
-                    LateUsage(sub.id, sub.customer, late_label, m, before[m],
-                              current.get(m, Decimal(0)), "reported", None)
+                    LateUsage(sub.id, sub.customer, late_label, m, before[m].quantity,
+                              now(m), "reported", None)
                     for m in differing
-                    if current.get(m, Decimal(0)) != shown_before[m])
+                    if differs(product, m, current.get(m, nothing), shown_before[m]))
                 continue
             lines = late_usage_lines(catalog, sub, late, current, shown_before)
             if lines:
@@ -278,8 +308,7 @@ def _plan(catalog: Catalog, period: BillingPeriod, to_draft: list[Subscription],
                 reference = draft_reference(label, sub.id, 1)
                 result.late.extend(
                     LateUsage(sub.id, sub.customer, late_label, line.meter or "",
-                              before[line.meter or ""], current.get(line.meter or "",
-                                                                    Decimal(0)),
+                              before[line.meter or ""].quantity, now(line.meter or ""),
                               "next_invoice", reference) for line in lines)
         except Exception as exc:  # one subscription's failure never blocks the others
             failed.add(sub.id)
@@ -292,9 +321,9 @@ def _plan(catalog: Catalog, period: BillingPeriod, to_draft: list[Subscription],
         if sub.id in failed:
             continue
         try:
-            quantities = (_quantities(usage, sub.id, label) if sub.id in drafting else None)
-            doc = invoice_document(catalog, sub, period, quantities, adjustments[sub.id],
-                                   draft_reference(label, sub.id, 1))
+            measured = (_usage_of(usage, sub.id, label) if sub.id in drafting else None)
+            doc = invoice_document(catalog, sub, period, measured, adjustments[sub.id],
+                                   draft_reference(label, sub.id, 1), until=until)
             plans.append(PlannedDraft(doc, label, 1))
         except Exception as exc:
             failed.add(sub.id)

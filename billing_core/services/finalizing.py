@@ -15,16 +15,20 @@ import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
+from billing_core.catalog.models import Catalog
 from billing_core.clock import Clock
+from billing_core.cycles import grace_ends, period_state
 from billing_core.db.models import DocumentRow
 from billing_core.documents.credit_notes import credit_note_document
-from billing_core.documents.model import from_json
+from billing_core.documents.model import Document, from_json
 from billing_core.documents.numbering import format_number, series
 from billing_core.failpoints import failpoint
 from billing_core.money import EXACT
 from billing_core.periods import BillingPeriod
 from billing_core.services.catalog import current_catalog
+from billing_core.services.delivery import queue_documents
 from billing_core.services.drafting import DraftResult, draft_period, serialize
 from billing_core.services.unit_of_work import SqlUnitOfWork
 
@@ -41,21 +45,41 @@ class FinalizeResult:
     credit_notes: list[str] = field(default_factory=list)
     document_ids: list[int] = field(default_factory=list)
     totals: dict[str, Decimal] = field(default_factory=dict)
+    queued: int = 0
 
 
-def check_finalizable(period: BillingPeriod, clock: Clock, grace_days: int,
+def check_finalizable(period: BillingPeriod, clock: Clock, catalog: Catalog,
                       force: bool) -> None:
-    state = period.state(clock.now(), grace_days)
+    """Refuse a period that has not ended in every customer's time zone plus the grace
+    period (unless forced)."""
+    grace_days = catalog.settings.grace_period_days
+    state = period_state(catalog, period, clock.now())
     if state == "future":
         raise NotFinalizable(f"period {period} has not started yet; nothing to finalize")
     if state in ("open", "grace") and not force:
-        ends = period.grace_ends(grace_days)
+        ends = grace_ends(catalog, period)
         why = ("is still open" if state == "open"
                else f"is inside its grace period of {grace_days} day(s)")
         raise NotFinalizable(
             f"period {period} {why}: late events may still arrive until "
             f"{ends:%Y-%m-%d %H:%M} UTC; finalize after that, or pass --force to issue the "
             f"invoices now")
+
+
+BOUNDS = ("minimum", "maximum")
+
+
+def billed_rows(document_id: int, subscription_id: str, doc: Document
+                ) -> list[dict[str, Any]]:
+    """What an issued invoice bills per charge and usage period: each charge's line
+    (usage, its minimum true-up, or a late-usage adjustment) with its quantity, events
+    (percentage prices) and amount."""
+    return [{"document_id": document_id, "subscription_id": subscription_id,
+             "usage_period": line.usage_period, "meter": line.meter,
+             "quantity": line.quantity if line.kind not in BOUNDS else Decimal(0),
+             "events": (line.detail or {}).get("events") if line.kind not in BOUNDS else 0,
+             "amount": line.amount}
+            for line in doc.lines if line.meter is not None and line.usage_period]
 
 
 def _order(row: DocumentRow) -> tuple[str, str, str, int]:
@@ -69,7 +93,7 @@ def finalize_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
     with uow.read():
         catalog = current_catalog(uow)
     settings = catalog.settings
-    check_finalizable(period, clock, settings.grace_period_days, force)
+    check_finalizable(period, clock, catalog, force)
     drafted = draft_period(uow, clock, period, customers, run_id)
     result = FinalizeResult(period=str(period), draft=drafted)
     today, now = clock.today(), clock.now()
@@ -98,11 +122,7 @@ def finalize_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
                 document_hash=digest, finalized_at=now, paid_at=now if paid else None,
                 paid_date=today if paid else None, file_hashes=None, rendered_key=None,
                 billing_run_id=run_id, updated_at=now)
-            uow.billed.record([
-                {"document_id": row.id, "subscription_id": row.subscription_id,
-                 "usage_period": line.usage_period, "meter": line.meter,
-                 "quantity": line.quantity}
-                for line in doc.lines if line.meter is not None and line.usage_period])
+            uow.billed.record(billed_rows(row.id, row.subscription_id, doc))
             result.invoices.append(number)
             result.document_ids.append(row.id)
             result.totals[doc.currency] = EXACT.add(result.totals.get(doc.currency,
@@ -139,6 +159,9 @@ def finalize_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
                                  updated_at=now)
             result.credit_notes.append(number)
             result.document_ids.append(note_id)
+        issued = uow.documents.by_ids(result.document_ids)
+        result.queued = queue_documents(uow, catalog, issued, now, run_id,
+                                        held=settings.require_approval)
         failpoint("finalize.before_commit")
         uow.commit()
     failpoint("finalize.after_commit")

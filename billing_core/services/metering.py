@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from billing_core.catalog.models import Catalog, Subscription
-from billing_core.invoicing import usage_window
+from billing_core.invoicing import window_of
 from billing_core.metering import MeterUsage, Window, measure, skipped_by_meter
 from billing_core.periods import BillingPeriod
 from billing_core.services.catalog import current_catalog
+from billing_core.services.drafting import window
 from billing_core.services.unit_of_work import SqlUnitOfWork
 
 
@@ -31,10 +32,9 @@ def period_windows(catalog: Catalog, period: BillingPeriod,
     for sub in catalog.subscriptions:
         if chosen is not None and sub.customer not in chosen:
             continue
-        bounds = usage_window(sub, period)
+        bounds = window_of(catalog, sub, period)
         if bounds is not None:
-            windows.append(Window(sub.id, sub.customer, *bounds,
-                                  tuple(c.meter for c in catalog.product(sub.product).charges)))
+            windows.append(window(catalog, sub, period, sub.id, bounds))
     return windows
 
 

@@ -103,15 +103,11 @@ def record_renders(uow: SqlUnitOfWork, clock: Clock, rendered: Sequence[Rendered
                 uow.documents.change(item.document_id, rendered_key=draft_key(row))
             elif row.file_hashes is None:
                 uow.documents.change(item.document_id, file_hashes=item.hashes,
+                                     files_dir=str(Path(item.base).parent),
                                      updated_at=clock.now())
             elif row.file_hashes != item.hashes:
                 report.differing.append(row.number or str(row.id))
         uow.commit()
-
-
-def _remove(base: Path) -> None:
-    for path in document_paths(base).values():
-        path.unlink(missing_ok=True)
 
 
 def tidy_drafts(uow: SqlUnitOfWork, out_dir: Path, periods: Iterable[str]) -> int:
@@ -127,7 +123,7 @@ def tidy_drafts(uow: SqlUnitOfWork, out_dir: Path, periods: Iterable[str]) -> in
         with uow.read():
             current = {r.draft_ref for r in uow.documents.drafts([period])}
         for path in folder.iterdir():
-            if path.suffix.lstrip(".") in SUFFIXES and path.stem not in current:
+            if path.suffix.lstrip(".") in (*SUFFIXES, "xml") and path.stem not in current:
                 path.unlink(missing_ok=True)
                 removed += 1
     return removed

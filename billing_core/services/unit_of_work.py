@@ -26,6 +26,7 @@ from billing_core.db.repositories.documents import (
     SequenceRepository,
 )
 from billing_core.db.repositories.events import EventRepository, QuarantineRepository
+from billing_core.db.repositories.outbox import OutboxRepository
 from billing_core.db.repositories.runs import LeaseRepository, RunRepository
 
 
@@ -38,6 +39,7 @@ class SqlUnitOfWork:
     billed: BilledUsageRepository
     runs: RunRepository
     leases: LeaseRepository
+    outbox: OutboxRepository
     connection: Connection
 
     def __init__(self, engine: Engine) -> None:
@@ -69,6 +71,7 @@ class SqlUnitOfWork:
         self.billed = BilledUsageRepository(conn)
         self.runs = RunRepository(conn)
         self.leases = LeaseRepository(conn)
+        self.outbox = OutboxRepository(conn)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,

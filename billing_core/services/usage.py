@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from billing_core.clock import Clock
+from billing_core.cycles import cycle_containing, local_midnight
 from billing_core.documents.model import Document
 from billing_core.metering import Window, measure
 from billing_core.periods import BillingPeriod
@@ -35,14 +36,10 @@ class UsageRow:
     events: int
 
 
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day)
-
-
 def usage_report(uow: SqlUnitOfWork, customer: str, start: date, end: date,
                  meter: str | None = None, by_day: bool = False) -> list[UsageRow]:
-    """Usage of every meter (or one) for one customer over [start, end) in UTC, in total
-    or per day."""
+    """Usage of every meter (or one) for one customer over the days [start, end) of its
+    time zone, in total or per day."""
     if end <= start:
         raise BadRange(f"--to {end} must be after --from {start}")
     if (end - start).days > MAX_DAYS:
@@ -58,8 +55,9 @@ def usage_report(uow: SqlUnitOfWork, customer: str, start: date, end: date,
                            f"{', '.join(m.key for m in catalog.meters)})")
         days = ([(start + timedelta(days=i), start + timedelta(days=i + 1))
                  for i in range((end - start).days)] if by_day else [(start, end)])
-        windows = [Window(d0.isoformat(), customer, _midnight(d0), _midnight(d1), tuple(keys))
-                   for d0, d1 in days]
+        tz = catalog.timezone(customer)
+        windows = [Window(d0.isoformat(), customer, local_midnight(d0, tz),
+                          local_midnight(d1, tz), tuple(keys)) for d0, d1 in days]
         usage = measure(uow.connection, catalog.meters_by_key, windows)
     rows = []
     for d0, d1 in days:
@@ -72,13 +70,19 @@ def usage_report(uow: SqlUnitOfWork, customer: str, start: date, end: date,
 
 def preview_invoices(uow: SqlUnitOfWork, clock: Clock, customer: str,
                      as_of: datetime | None = None) -> list[Document]:
-    """The customer's invoices for the period containing `as_of` (default now) as they
+    """The customer's invoices for the cycles containing `as_of` (default now) as they
     would be with the usage up to then: never numbered, never stored."""
     moment = as_of or clock.now()
     with uow.read():
         catalog = current_catalog(uow)
     if customer not in {c.id for c in catalog.customers}:
         raise BadRange(f"unknown customer {customer!r}")
-    period = BillingPeriod.containing(moment)
-    result = draft_period(uow, clock, period, [customer], until=moment, store=False)
-    return result.documents
+    tz = catalog.timezone(customer)
+    current = {s.id: cycle_containing(s, moment, tz).period
+               for s in catalog.subscriptions if s.customer == customer}
+    documents: list[Document] = []
+    for period in sorted(set(current.values()) or {BillingPeriod.containing(moment)}):
+        result = draft_period(uow, clock, period, [customer], until=moment, store=False)
+        documents.extend(d for d in result.documents
+                         if current.get(d.subscription_id) == period)
+    return documents

@@ -4,8 +4,9 @@ demo data (skewed customers, filters, numbers sent as strings, subscription wind
 import json
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
@@ -24,7 +25,8 @@ def matches(f: Filter | None, meta: dict) -> bool:
     if f is None:
         return True
     results = [condition(c, meta) for c in f.conditions] + [matches(g, meta) for g in f.groups]
-    return all(results) if f.logic == "and" else any(results)
+    found = all(results) if f.logic == "and" else any(results)
+    return not found if f.negate else found
 
 
 def condition(c, meta) -> bool:
@@ -46,14 +48,22 @@ def condition(c, meta) -> bool:
     return same if c.operator == "equals" else not same
 
 
+def utc_midnight(day, tz: str) -> datetime:
+    """The start of a local day, as naive UTC (computed here without billing_core)."""
+    local = datetime.combine(day, datetime.min.time()).replace(tzinfo=ZoneInfo(tz))
+    return local.astimezone(UTC).replace(tzinfo=None)
+
+
 def reference(events, catalog, period):
+    """Calendar cycles in each customer's time zone."""
     expected = {}
     for sub in catalog.subscriptions:
         if not (sub.start < period.end_date and (sub.end is None or sub.end > period.start_date)):
             continue
-        lo = max(period.start, datetime.combine(sub.start, datetime.min.time()))
-        hi = min(period.end, datetime.combine(sub.end, datetime.min.time())) if sub.end \
-            else period.end
+        assert sub.billing_anchor == "calendar"
+        tz = catalog.customer(sub.customer).timezone or catalog.settings.timezone
+        lo = utc_midnight(max(period.start_date, sub.start), tz)
+        hi = utc_midnight(min(period.end_date, sub.end) if sub.end else period.end_date, tz)
         mine = [e for e in events if e["customer_id"] == sub.customer and lo <= e["ts"] < hi]
         for charge in catalog.product(sub.product).charges:
             m = catalog.meter(charge.meter)
@@ -69,6 +79,8 @@ def reference(events, catalog, period):
                 q = sum((n for *_, n in numbers), Decimal(0))
             elif m.aggregation == "max":
                 q = max((n for *_, n in numbers), default=Decimal(0))
+            elif m.aggregation == "min":
+                q = min((n for *_, n in numbers), default=Decimal(0))
             elif m.aggregation == "last":
                 q = max(numbers)[2] if numbers else Decimal(0)
             else:

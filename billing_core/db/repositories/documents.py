@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Table, and_, func, insert, or_, select, updat
 from sqlalchemy.dialects import postgresql, sqlite
 
 from billing_core.db.models import DocumentRow, table
+from billing_core.pricing.usage import Billed
 
 DOCUMENT: Table = table("document")
 SEQUENCE: Table = table("number_sequence")
@@ -36,6 +37,14 @@ class DocumentRepository:
     def get(self, document_id: int) -> DocumentRow | None:
         found = self._all(self._select().where(DOCUMENT.c.id == document_id))
         return found[0] if found else None
+
+    def by_ids(self, ids: Iterable[int]) -> list[DocumentRow]:
+        wanted = sorted(set(ids))
+        found: list[DocumentRow] = []
+        for start in range(0, len(wanted), 5000):
+            found += self._all(self._select().where(DOCUMENT.c.id.in_(wanted[start:start + 5000]))
+                               .order_by(DOCUMENT.c.id))
+        return found
 
     def by_reference(self, reference: str) -> DocumentRow | None:
         """A document by its number, or a draft by its draft reference."""
@@ -162,7 +171,7 @@ class BilledUsageRepository:
             self.conn.execute(insert(BILLED), rows)
 
     def billed(self, subscription_ids: Iterable[str], periods: Iterable[str]
-               ) -> dict[BilledKey, Decimal]:
+               ) -> dict[BilledKey, Billed]:
         """Net quantities billed by documents that are issued and not superseded by a
         reissue (a void keeps what it billed: voiding is not un-billing)."""
         subs, pers = sorted(set(subscription_ids)), sorted(set(periods))
@@ -170,7 +179,7 @@ class BilledUsageRepository:
             return {}
         statement = (
             select(BILLED.c.subscription_id, BILLED.c.usage_period, BILLED.c.meter,
-                   BILLED.c.quantity)
+                   BILLED.c.quantity, BILLED.c.events, BILLED.c.amount)
             .select_from(BILLED.join(DOCUMENT, DOCUMENT.c.id == BILLED.c.document_id))
             .where(DOCUMENT.c.status.in_(ISSUED), DOCUMENT.c.superseded_by_id.is_(None),
                    BILLED.c.usage_period.in_(pers))
@@ -178,12 +187,14 @@ class BilledUsageRepository:
         if len(subs) < 5000:
             statement = statement.where(BILLED.c.subscription_id.in_(subs))
         wanted = set(subs)
-        totals: dict[BilledKey, Decimal] = {}
-        for sub_id, period, meter, quantity in self.conn.execute(statement):
+        totals: dict[BilledKey, Billed] = {}
+        for sub_id, period, meter, quantity, events, amount in self.conn.execute(statement):
             if sub_id not in wanted:
                 continue
             key = BilledKey(sub_id, period, meter)
-            totals[key] = totals.get(key, Decimal(0)) + Decimal(quantity)
+            row = Billed(Decimal(quantity), None if events is None else int(events),
+                         None if amount is None else Decimal(amount))
+            totals[key] = totals[key].plus(row) if key in totals else row
         return totals
 
     def finalized_periods(self, subscription_ids: Iterable[str], periods: Iterable[str]

@@ -1,0 +1,1 @@
+"""Structured e-invoices: Factur-X / ZUGFeRD (EN 16931), embedded in the PDF/A-3."""

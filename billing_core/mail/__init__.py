@@ -1,0 +1,1 @@
+"""E-mail: settings, transports (SMTP, a folder of .eml files) and messages."""
