@@ -16,6 +16,8 @@ from babel.numbers import format_decimal
 
 from billing_core.catalog.models import Catalog, Product, Subscription
 from billing_core.catalog.prices import PercentagePrice
+from billing_core.credits.entitlements import entitlement_cycle
+from billing_core.credits.wallet import Wallet
 from billing_core.cycles import (
     active_days,
     base_fee_share,
@@ -90,10 +92,13 @@ def _share(catalog: Catalog, subscription: Subscription, product: Product,
 def invoice_document(catalog: Catalog, subscription: Subscription, period: BillingPeriod,
                      usage: Mapping[str, ChargeUsage | Decimal] | None,
                      adjustments: list[Line], draft_reference: str,
-                     until: datetime | None = None) -> Document:
+                     until: datetime | None = None,
+                     rollover: Mapping[str, Decimal] | None = None,
+                     wallet: Wallet | None = None) -> Document:
     """A draft invoice. `usage` None: the subscription is not active in `period` and the
     invoice only carries `adjustments` for earlier periods (a plain Decimal is a
-    quantity)."""
+    quantity). `rollover`: the units each entitlement brings from the cycle before;
+    `wallet`: the customer's prepaid credits (used up by this invoice)."""
     measured = None if usage is None else {
         k: v if isinstance(v, ChargeUsage) else ChargeUsage(v) for k, v in usage.items()}
     tz = catalog.timezone(subscription.customer)
@@ -109,8 +114,12 @@ def invoice_document(catalog: Catalog, subscription: Subscription, period: Billi
         share = base_fee_share(subscription, product, c)
         if share is not None:
             lines.append(base_fee_line(product, share, currency, label))
+        cycles = {e.meter: entitlement_cycle(
+            e, (rollover or {}).get(e.meter, ZERO),
+            measured.get(e.meter, ChargeUsage(ZERO)).quantity)
+            for e in subscription.entitlements}
         lines.extend(charge_lines(product, catalog.meters_by_key, measured, currency, label,
-                                  _share(catalog, subscription, product, period)))
+                                  _share(catalog, subscription, product, period), cycles))
     own = list(lines)
     lines.extend(adjustments)
     if usage is not None and subscription.discounts:
@@ -120,7 +129,7 @@ def invoice_document(catalog: Catalog, subscription: Subscription, period: Billi
     how = treatment(catalog, customer)
     lines = with_taxes(lines, how, currency)
     window = usage_window(subscription, period, tz, until)
-    return Document(
+    doc = Document(
         document_type="invoice", subscription_id=subscription.id,
         customer_id=subscription.customer, customer=buyer, seller=seller,
         product_key=product.key, product_name=product.name, period=label,
@@ -130,6 +139,7 @@ def invoice_document(catalog: Catalog, subscription: Subscription, period: Billi
         locale=catalog.locale(subscription.customer), timezone=tz, tax_mode=how.mode,
         tax_note=how.note if how.rates else "",
         usage_from=window[0] if window else None, usage_to=window[1] if window else None)
+    return wallet.apply(doc)[0] if wallet is not None else doc
 
 
 def differs(product: Product, meter: str, current: ChargeUsage, billed: Billed) -> bool:
@@ -143,11 +153,14 @@ def differs(product: Product, meter: str, current: ChargeUsage, billed: Billed) 
 
 
 def late_usage_lines(catalog: Catalog, subscription: Subscription, late: BillingPeriod,
-                     current: Mapping[str, ChargeUsage], billed: Mapping[str, Billed]
-                     ) -> list[Line]:
+                     current: Mapping[str, ChargeUsage], billed: Mapping[str, Billed],
+                     covered: Mapping[str, Decimal] | None = None) -> list[Line]:
     """Adjustment lines for the charges of `late` whose usage differs from what was
     billed: each bills what the charge amounts to now (with the product version of that
-    period, its free units, tiers and minimum) less what was billed for it."""
+    period, its free units, tiers and minimum, and the entitlement units its invoice
+    covered: late usage is never covered, the cycle's units were settled when it was
+    issued) less what was billed for it."""
+    covered = covered or {}
     product = product_for(catalog, subscription, late)
     currency = catalog.currency_of(product)
     share = _share(catalog, subscription, product, late)
@@ -158,9 +171,10 @@ def late_usage_lines(catalog: Catalog, subscription: Subscription, late: Billing
         if not differs(product, charge.meter, now, before):
             continue
         meter = catalog.meter(charge.meter)
-        after_amount = charge_total(charge, now, currency, share)
+        units = covered.get(charge.meter, ZERO)
+        after_amount = charge_total(charge, now, currency, share, units)
         before_amount = before.amount if before.amount is not None else charge_total(
-            charge, ChargeUsage(before.quantity, before.events or 0), currency, share)
+            charge, ChargeUsage(before.quantity, before.events or 0), currency, share, units)
         delta = EXACT.subtract(now.quantity, before.quantity)
         shown = format_decimal(delta, locale="en_US", decimal_quantization=False)
         detail = adjustment_detail(before.quantity, now.quantity, before_amount,

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PrivateAttr, model_validator
 
+from billing_core.catalog.credits import AlertRule, Entitlement, RecurringCredit
 from billing_core.catalog.fields import (
     TAX_ID_RE,
     Address,
@@ -324,12 +325,25 @@ class Subscription(Model):
     end: Day | None = None
     billing_anchor: Annotated[str, _one_of(("calendar", "anniversary"))] = "calendar"
     discounts: Annotated[tuple[Discount, ...], _at_most(10, "discounts")] = ()
+    entitlements: Annotated[tuple[Entitlement, ...], _at_most(MAX_CHARGES_PER_PRODUCT,
+                                                              "entitlements")] = ()
+    credits: Annotated[tuple[RecurringCredit, ...], _at_most(10, "recurring credits")] = ()
 
     @model_validator(mode="after")
     def _end_after_start(self) -> Subscription:
         if self.end is not None and self.end <= self.start:
             raise problem("end", f"must be after start {self.start.isoformat()}")
+        seen: dict[str, int] = {}
+        for i, entitlement in enumerate(self.entitlements):
+            if entitlement.meter in seen:
+                raise problem(f"entitlements[{i}].meter",
+                              f"duplicate entitlement for meter {entitlement.meter!r} (first "
+                              f"at entitlements[{seen[entitlement.meter]}])")
+            seen[entitlement.meter] = i
         return self
+
+    def entitlement(self, meter: str) -> Entitlement | None:
+        return next((e for e in self.entitlements if e.meter == meter), None)
 
 
 # --- taxes -----------------------------------------------------------------------------
@@ -421,6 +435,7 @@ class Catalog(Model):
     products: tuple[Product, ...] = ()
     customers: tuple[Customer, ...] = ()
     subscriptions: tuple[Subscription, ...] = ()
+    alerts: Annotated[tuple[AlertRule, ...], _at_most(200, "alert rules")] = ()
 
     _meters: dict[str, Meter] = PrivateAttr(default_factory=dict)
     _products: dict[str, list[Product]] = PrivateAttr(default_factory=dict)

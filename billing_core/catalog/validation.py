@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from billing_core.catalog.credits import AlertRule
 from billing_core.catalog.fields import shown
 from billing_core.catalog.models import (
     BASE_FEE,
@@ -40,15 +41,16 @@ from billing_core.money import minor_units, round_money
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "meters": Meter, "products": Product, "customers": Customer,
-    "subscriptions": Subscription,
+    "subscriptions": Subscription, "alerts": AlertRule,
 }
 PRICE_CLASSES: dict[str, type[BaseModel]] = {
     "per_unit": PerUnitPrice, "package": PackagePrice, "graduated": GraduatedPrice,
     "volume": VolumePrice, "percentage": PercentagePrice}
 TOP_LEVEL = ("currency", "seller", "settings", "taxes", *SECTIONS)
-_ID_FIELD = {"meters": "key", "products": "key", "customers": "id", "subscriptions": "id"}
+_ID_FIELD = {"meters": "key", "products": "key", "customers": "id", "subscriptions": "id",
+             "alerts": "id"}
 _WHAT = {"meters": "meter key", "products": "product key", "customers": "customer id",
-         "subscriptions": "subscription id"}
+         "subscriptions": "subscription id", "alerts": "alert id"}
 
 
 class CatalogError(ValueError):
@@ -270,6 +272,7 @@ def check_whole(top: dict[str, Any], sections: dict[str, list[tuple[str, Any]]],
     e-invoicing needs, overlapping subscriptions."""
     currency = top.get("currency")
     check_references(sections, problems, declared)
+    check_alerts(sections, problems, declared)
     check_versions(sections["products"], problems)
     if currency is not None:
         check_money(currency, sections, problems)
@@ -341,6 +344,10 @@ def check_money(currency: str, sections: dict[str, list[tuple[str, Any]]],
             why = _money_problem(discount.amount_off, money)
             if why:
                 problems.add(f"{place}.discounts[{i}].amount_off", why)
+        for i, credit in enumerate(sub.credits):
+            why = _money_problem(credit.amount, currencies.get(sub.product, currency))
+            if why:
+                problems.add(f"{place}.credits[{i}].amount", why)
 
 
 def check_references(sections: dict[str, list[tuple[str, Any]]], problems: Problems,
@@ -363,12 +370,37 @@ def check_references(sections: dict[str, list[tuple[str, Any]]], problems: Probl
             problems.add(f"{place}.product", f"unknown product {sub.product!r}")
             continue
         known = charged.get(sub.product, set())
+        for i, entitlement in enumerate(sub.entitlements):
+            if entitlement.meter not in known and sub.product in charged:
+                problems.add(f"{place}.entitlements[{i}].meter",
+                             f"product {sub.product!r} has no charge for meter "
+                             f"{entitlement.meter!r}: an entitlement draws from a charged "
+                             f"meter's usage")
+        for i, credit in enumerate(sub.credits):
+            for j, target in enumerate(credit.applies_to):
+                if target != BASE_FEE and target not in known and sub.product in charged:
+                    problems.add(f"{place}.credits[{i}].applies_to[{j}]",
+                                 f"product {sub.product!r} has no charge for meter "
+                                 f"{target!r} (use a charged meter's key, or base_fee)")
         for i, discount in enumerate(sub.discounts):
             for j, target in enumerate(discount.applies_to):
                 if target != BASE_FEE and target not in known and sub.product in charged:
                     problems.add(f"{place}.discounts[{i}].applies_to[{j}]",
                                  f"product {sub.product!r} has no charge for meter "
                                  f"{target!r} (use a charged meter's key, or base_fee)")
+
+
+def check_alerts(sections: dict[str, list[tuple[str, Any]]], problems: Problems,
+                 declared: dict[str, set[Any]] | None = None) -> None:
+    declared = declared or {}
+    meters = {m.key for _, m in sections["meters"]} | declared.get("meters", set())
+    customers = {c.id for _, c in sections["customers"]} | declared.get("customers", set())
+    for place, rule in sections["alerts"]:
+        if rule.meter is not None and rule.meter not in meters:
+            problems.add(f"{place}.meter", f"unknown meter {rule.meter!r}")
+        for i, customer in enumerate(rule.customers):
+            if customer not in customers:
+                problems.add(f"{place}.customers[{i}]", f"unknown customer {customer!r}")
 
 
 def check_einvoices(seller: Seller, customers: list[tuple[str, Any]],

@@ -257,3 +257,67 @@ class OutboxRow(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=_utc(True))
     updated_at: datetime = Field(sa_column=_utc())
     billing_run_id: int | None = Field(default=None, foreign_key="billing_run.id")
+
+
+class CreditGrantRow(SQLModel, table=True):
+    """A credit a customer holds: money (`currency`) or a meter's units (`meter`, an
+    entitlement of one subscription's cycle). What is left is the sum of its ledger
+    entries; the grant row itself never changes."""
+
+    __tablename__ = "credit_grant"
+    __table_args__ = (Index("ix_credit_grant_customer", "customer_id", "kind"),)
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(max_length=128)
+    kind: str = Field(max_length=16)                       # money | units
+    currency: str | None = Field(default=None, max_length=3)
+    meter: str | None = Field(default=None, max_length=64)
+    subscription_id: str | None = Field(default=None, max_length=128)
+    period: str | None = Field(default=None, max_length=7)  # units: the cycle it belongs to
+    amount: Decimal = Field(sa_column=Column(ExactDecimal, nullable=False))
+    priority: int = 50
+    effective_from: date
+    expires: date | None = None                            # the last day it can be used for
+    applies_to: list[str] | None = Field(default=None, sa_column=Column(JsonDocument))
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    source: str = Field(max_length=16)                     # cli | recurring | entitlement
+    key: str | None = Field(default=None, max_length=255, unique=True)
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class CreditEntryRow(SQLModel, table=True):
+    """One movement of a grant: grant (+), apply (-, to an invoice), restore (+, a credit
+    note gave it back), rollover (-, units moved to the next cycle), expire (-), void (-)."""
+
+    __tablename__ = "credit_ledger"
+    __table_args__ = (UniqueConstraint("grant_id", "document_id", "kind",
+                                       name="uq_credit_ledger_document"),
+                      Index("ix_credit_ledger_customer", "customer_id", "created_at"))
+    id: int | None = Field(default=None, primary_key=True)
+    grant_id: int = Field(foreign_key="credit_grant.id", index=True)
+    customer_id: str = Field(max_length=128)
+    kind: str = Field(max_length=16)
+    amount: Decimal = Field(sa_column=Column(ExactDecimal, nullable=False))
+    document_id: int | None = Field(default=None, foreign_key="document.id")
+    reference: str | None = Field(default=None, max_length=64)
+    period: str | None = Field(default=None, max_length=7)
+    note: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class AlertRow(SQLModel, table=True):
+    """An alert that fired: once per rule, customer, subject (meter, currency or grant)
+    and cycle."""
+
+    __tablename__ = "alert"
+    __table_args__ = (UniqueConstraint("rule_id", "customer_id", "subject", "period",
+                                       name="uq_alert_once"),)
+    id: int | None = Field(default=None, primary_key=True)
+    rule_id: str = Field(max_length=64)
+    kind: str = Field(max_length=16)
+    customer_id: str = Field(max_length=128, index=True)
+    subject: str = Field(max_length=128)
+    period: str = Field(max_length=7)
+    threshold: Decimal = Field(sa_column=Column(ExactDecimal, nullable=False))
+    value: Decimal = Field(sa_column=Column(ExactDecimal, nullable=False))
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    fired_at: datetime = Field(sa_column=_utc())

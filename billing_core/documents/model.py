@@ -22,7 +22,8 @@ from typing import Any
 
 from billing_core.money import EXACT, minor_units, normalize_quantity
 
-LINE_KINDS = ("base_fee", "usage", "minimum", "maximum", "adjustment", "discount")
+LINE_KINDS = ("base_fee", "usage", "minimum", "maximum", "adjustment", "discount",
+              "credit")
 TAX_CATEGORIES = ("S", "Z", "AE", "E")   # standard, zero rate, reverse charge, exempt
 
 

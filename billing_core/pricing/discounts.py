@@ -59,12 +59,13 @@ def discount_lines(discounts: list[tuple[Discount, int]], lines: list[Line], cur
             base = EXACT.add(base, remaining[key])
         if base <= 0:
             continue
+        allocation: dict[str, str] = {}
         if discount.percent_off is not None:
             amount = min(base, round_money(percent_of(base, discount.percent_off), currency))
             for key in eligible:   # each charge keeps (100 - p) % of itself, exactly
-                remaining[key] = EXACT.subtract(remaining[key],
-                                                percent_of(remaining[key],
-                                                           discount.percent_off))
+                taken = percent_of(remaining[key], discount.percent_off)
+                remaining[key] = EXACT.subtract(remaining[key], taken)
+                allocation[key] = text(taken)
             rule = {"percent_off": text(discount.percent_off)}
         else:
             assert discount.amount_off is not None
@@ -74,11 +75,14 @@ def discount_lines(discounts: list[tuple[Discount, int]], lines: list[Line], cur
                 take = min(left, remaining[key])
                 remaining[key] = EXACT.subtract(remaining[key], take)
                 left = EXACT.subtract(left, take)
+                if take > 0:
+                    allocation[key] = text(take)
             rule = {"amount_off": text(discount.amount_off)}
         if amount <= 0:
             continue
         detail = {**rule, "duration": discount.duration, "cycle": number,
-                  "applies_to": list(discount.applies_to) or None, "base": text(base)}
+                  "applies_to": list(discount.applies_to) or None, "base": text(base),
+                  "allocation": allocation}
         if discount.cycles:
             detail["cycles"] = discount.cycles
         result.append(Line(kind="discount", description=discount.name, amount=-amount,

@@ -1,12 +1,12 @@
 """A cycle's invoice lines, in the documented order of application:
 
-usage -> charge model (free threshold first) -> minimums (each charge's minimum or
-maximum, then the product's minimum spend) -> discounts -> (credits: a later step) ->
-taxes (per line).
+usage (less an entitlement's included units) -> charge model (free threshold first) ->
+minimums (each charge's minimum or maximum, then the product's minimum spend) ->
+discounts -> credits (prepaid grants, `billing_core.credits.wallet`) -> taxes (per line).
 
 Line order on the invoice: the base fee, each charge (catalog order) followed by its
-minimum true-up or maximum cap, the product's minimum spend, adjustments for earlier periods, the
-discounts; taxes are shown per rate under the lines.
+minimum true-up or maximum cap, the product's minimum spend, adjustments for earlier
+periods, the discounts, the credits; taxes are shown per rate under the lines.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from billing_core.catalog.models import Charge, Meter, Product
+from billing_core.credits.entitlements import EntitlementCycle
 from billing_core.cycles import BaseFeeShare
 from billing_core.documents.model import Line
 from billing_core.money import EXACT, ratio, round_money
@@ -45,14 +46,25 @@ def base_fee_line(product: Product, share: BaseFeeShare, currency: str, period: 
                 chargeable_units=Decimal(1), detail=None if plain else detail)
 
 
+def after_entitlement(usage: ChargeUsage, entitlement: EntitlementCycle | None
+                      ) -> ChargeUsage:
+    """The usage left for the charge once the entitlement's units are used."""
+    if entitlement is None or entitlement.covered == 0:
+        return usage
+    return replace(usage, quantity=EXACT.subtract(usage.quantity, entitlement.covered))
+
+
 def usage_line(charge: Charge, meter: Meter, usage: ChargeUsage, currency: str,
-               period: str) -> Line:
-    priced = price_charge(charge, usage, currency)
+               period: str, entitlement: EntitlementCycle | None = None) -> Line:
+    priced = price_charge(charge, after_entitlement(usage, entitlement), currency)
+    detail = dict(priced.priced.detail)
+    if entitlement is not None:
+        detail["entitlement"] = entitlement.as_detail()
     return Line(kind="usage", description=meter.name, meter=meter.key, usage_period=period,
-                unit=meter.unit, quantity=priced.quantity, free_units=priced.free_units,
+                unit=meter.unit, quantity=usage.quantity, free_units=priced.free_units,
                 chargeable_units=priced.chargeable_units,
                 unit_price=priced.priced.unit_price if priced.priced.unit_price is not None
-                else ZERO, amount=priced.amount, detail=priced.priced.detail or None)
+                else ZERO, amount=priced.amount, detail=detail or None)
 
 
 @dataclass(frozen=True)
@@ -77,9 +89,11 @@ def bounds(charge: Charge, amount: Decimal, currency: str, share: CycleShare
 
 
 def charge_total(charge: Charge, usage: ChargeUsage, currency: str,
-                 share: CycleShare) -> Decimal:
-    """What one charge bills for a cycle: its rounded amount with its minimum true-up or
-    maximum cap."""
+                 share: CycleShare, covered: Decimal = ZERO) -> Decimal:
+    """What one charge bills for a cycle: its rounded amount (of the usage not `covered`
+    by an entitlement) with its minimum true-up or maximum cap."""
+    if covered:
+        usage = replace(usage, quantity=EXACT.subtract(usage.quantity, covered))
     amount = price_charge(charge, usage, currency).amount
     bound = bounds(charge, amount, currency, share)
     return EXACT.add(amount, bound[1]) if bound else amount
@@ -87,14 +101,16 @@ def charge_total(charge: Charge, usage: ChargeUsage, currency: str,
 
 def charge_lines(product: Product, meters: Mapping[str, Meter],
                  usage: Mapping[str, ChargeUsage], currency: str, period: str,
-                 share: CycleShare) -> list[Line]:
-    """Each charge's line and minimum true-up, then the product's minimum spend."""
+                 share: CycleShare,
+                 entitlements: Mapping[str, EntitlementCycle] | None = None) -> list[Line]:
+    """Each charge's line (its usage first drawn from an entitlement) and minimum
+    true-up, then the product's minimum spend."""
     lines: list[Line] = []
     spent = ZERO
     for charge in product.charges:
         meter = meters[charge.meter]
         line = usage_line(charge, meter, usage.get(charge.meter, ChargeUsage(ZERO)), currency,
-                          period)
+                          period, (entitlements or {}).get(charge.meter))
         lines.append(line)
         spent = EXACT.add(spent, line.amount)
         bound = bounds(charge, line.amount, currency, share)

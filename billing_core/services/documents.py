@@ -17,6 +17,7 @@ from billing_core.documents.credit_notes import credit_note_document
 from billing_core.documents.model import Document, from_json
 from billing_core.documents.numbering import format_number, series
 from billing_core.services.catalog import current_catalog
+from billing_core.services.credits import restore_for
 from billing_core.services.delivery import queue_documents
 from billing_core.services.drafting import serialize
 from billing_core.services.unit_of_work import SqlUnitOfWork
@@ -132,6 +133,14 @@ def _credit(uow: SqlUnitOfWork, clock: Clock, row: DocumentRow, reason: str,
                                 f"were credited already")
     if not wanted:
         raise InvalidTransition(f"every line of {row.number} was credited already")
+    probe = credit_note_document(invoice, "probe", today, reason, wanted)
+    gives_back = any(invoice.lines[n - 1].kind == "credit" for n in wanted
+                     if 0 < n <= len(invoice.lines))
+    if probe.total < 0 or (probe.total == 0 and line_numbers and not gives_back):
+        raise InvalidTransition(
+            f"line(s) {', '.join(map(str, wanted))} of {row.number} add up to "
+            f"{probe.total} {probe.currency}: a credit note must credit a positive amount "
+            f"(credit a charge together with its discount or credit lines)")
     sequence = uow.sequences.take(series("credit_note", today.year))[0]
     number = format_number(catalog.settings.credit_note_number_format, today.year, sequence)
     note = credit_note_document(invoice, number, today, reason, wanted)
@@ -145,14 +154,16 @@ def _credit(uow: SqlUnitOfWork, clock: Clock, row: DocumentRow, reason: str,
         "amount_due": Decimal(0), "issue_date": today, "facts_hash": facts,
         "document_hash": digest, "revision": 1, "content": content, "finalized_at": now,
         "created_at": now, "updated_at": now})
+    restore_for(uow, row, note.lines, number, today, now, final=True)
     queue_documents(uow, catalog, uow.documents.by_ids([note_id]), now)
     return note_id, number
 
 
 def void_invoice(uow: SqlUnitOfWork, clock: Clock, number: str, reason: str
                  ) -> tuple[int, str]:
-    """Void an issued, unpaid invoice by a credit note for what is not credited yet.
-    Returns the credit note's (id, number)."""
+    """Void an issued invoice that is unpaid (or had nothing due: credits paid it) by a
+    credit note for what is not credited yet; the credits it used come back. Returns the
+    credit note's (id, number)."""
     if not reason.strip():
         raise InvalidTransition("a reason is required to void an invoice")
     with uow:
@@ -162,12 +173,13 @@ def void_invoice(uow: SqlUnitOfWork, clock: Clock, number: str, reason: str
                                     f"invoices can be voided")
         if row.status == "void":
             raise InvalidTransition(f"invoice {number} is already void ({row.void_reason})")
-        if row.status == "paid":
+        if row.status == "paid" and row.amount_due != 0:
             raise InvalidTransition(f"invoice {number} is paid and cannot be voided; issue a "
                                     f"credit note for what is refunded (`billing invoices "
                                     f"credit {number}`)")
+        # an invoice with nothing due (credits paid it) is voided: the credits come back
         note_id, note_number = _credit(uow, clock, row, reason, None)
-        if not uow.documents.change_if(row.id or 0, "finalized", status="void",
+        if not uow.documents.change_if(row.id or 0, row.status, status="void",
                                        voided_at=clock.now(),
                                        void_reason=f"{reason} (credit note {note_number})",
                                        updated_at=clock.now()):

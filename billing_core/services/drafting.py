@@ -26,6 +26,7 @@ from typing import Any
 
 from billing_core.catalog.models import Catalog, Subscription
 from billing_core.clock import Clock
+from billing_core.credits.wallet import Wallet
 from billing_core.cycles import local_midnight, period_state
 from billing_core.db.models import DocumentRow
 from billing_core.db.repositories.documents import BilledKey
@@ -52,6 +53,12 @@ from billing_core.money import EXACT
 from billing_core.periods import BillingPeriod
 from billing_core.pricing.usage import Billed, ChargeUsage
 from billing_core.services.catalog import current_catalog
+from billing_core.services.credits import (
+    covered_in,
+    entitlement_history,
+    rollover_into,
+    wallets,
+)
 from billing_core.services.unit_of_work import SqlUnitOfWork
 
 ISSUED = ("finalized", "paid", "void")
@@ -210,9 +217,18 @@ def draft_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
                     late_pairs.append((sub, late))
                     windows.append(window(catalog, sub, late, _key(sub.id, str(late)),
                                           bounds))
+        recorded, to_measure = entitlement_history(
+            uow, catalog, [*to_draft, *(s for s, _ in late_pairs)], period)
+        keys = {w.key for w in windows}
+        for sub, earlier in to_measure:
+            key = _key(sub.id, str(earlier))
+            if key not in keys and (bounds := window_of(catalog, sub, earlier)):
+                keys.add(key)
+                windows.append(window(catalog, sub, earlier, key, bounds))
         usage, unmeasured = measure_each(uow.connection, catalog.meters_by_key, windows)
         billed = uow.billed.billed([s.id for s, _ in late_pairs],
                                    [str(p) for _, p in late_pairs])
+        wallet_of = wallets(uow, catalog, [(s, period) for s in to_draft])
         pending = _pending_elsewhere(uow.documents.drafts(), label)
         previous = uow.runs.last_started(("draft", "finalize"), run_id)
         older = (uow.events.late_arrivals(previous.started_at, lookback[-1].start)
@@ -233,9 +249,13 @@ def draft_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
     result.skipped = skipped_by_meter(usage[_key(s.id, label)] for s in to_draft)
     result.older_late = [{"customer": c, "period": p, "events": n} for c, p, n in older
                          if chosen is None or c in chosen]
+    entitled = Entitled(recorded, {
+        s.id: rollover_into(s, period, recorded, _measured(usage, s, to_measure))
+        for s in to_draft if s.entitlements})
     plans, failed = _plan(catalog, period, to_draft, late_pairs, usage, billed, pending,
-                          issued, result, until)
+                          issued, result, until, entitled)
     failed |= failed_subs
+    _apply_credits(plans, wallet_of)
     result.documents = [plan.document for plan in plans]
     if not store:
         result.totals = {}
@@ -250,12 +270,38 @@ def draft_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
     return result
 
 
+@dataclass
+class Entitled:
+    """Entitlements of the period being drafted: the recorded unit grants of recent
+    cycles, and the units rolling into this period per subscription and meter."""
+
+    recorded: dict[tuple[str, str], dict[str, dict[str, Decimal]]]
+    rollover: dict[str, dict[str, Decimal]]
+
+
+def _measured(usage: Usage, sub: Subscription,
+              to_measure: list[tuple[Subscription, BillingPeriod]]
+              ) -> dict[str, dict[str, Decimal]]:
+    """The measured usage of a subscription's earlier cycles, per period and meter."""
+    return {str(p): {k: u.quantity for k, u in usage.get(_key(sub.id, str(p)), {}).items()}
+            for s, p in to_measure if s.id == sub.id and _key(sub.id, str(p)) in usage}
+
+
+def _apply_credits(plans: list[PlannedDraft], wallet_of: dict[str, Wallet]) -> None:
+    """Each customer's credits over its invoices, in the order finalizing issues them."""
+    for plan in sorted(plans, key=lambda p: (p.period, p.document.customer_id,
+                                             p.document.subscription_id, p.generation)):
+        wallet = wallet_of.get(plan.document.customer_id)
+        if wallet is not None:
+            plan.document = wallet.apply(plan.document)[0]
+
+
 def _plan(catalog: Catalog, period: BillingPeriod, to_draft: list[Subscription],
           late_pairs: list[tuple[Subscription, BillingPeriod]], usage: Usage,
           billed: Any, pending: dict[tuple[str, str, str], Billed],
           issued: dict[tuple[str, str], DocumentRow],
-          result: DraftResult, until: datetime | None = None
-          ) -> tuple[list[PlannedDraft], set[str]]:
+          result: DraftResult, until: datetime | None = None,
+          entitled: Entitled | None = None) -> tuple[list[PlannedDraft], set[str]]:
     label = str(period)
     policy = catalog.settings.late_usage
     adjustments: dict[str, list[Any]] = defaultdict(list)
@@ -283,7 +329,8 @@ def _plan(catalog: Catalog, period: BillingPeriod, to_draft: list[Subscription],
                 original = issued[(sub.id, late_label)]
                 generation = original.generation + 1
                 reference = draft_reference(late_label, sub.id, generation)
-                doc = invoice_document(catalog, sub, late, current, [], reference)
+                doc = invoice_document(catalog, sub, late, current, [], reference,
+                                       rollover=_fixed(entitled, sub, late))
                 doc = _with_note(doc, f"Replaces invoice {original.number}, which is credited "
                                       f"in full by a credit note.")
                 plans.append(PlannedDraft(doc, late_label, generation, original.id))
@@ -302,7 +349,8 @@ def _plan(catalog: Catalog, period: BillingPeriod, to_draft: list[Subscription],
                     for m in differing
                     if differs(product, m, current.get(m, nothing), shown_before[m]))
                 continue
-            lines = late_usage_lines(catalog, sub, late, current, shown_before)
+            lines = late_usage_lines(catalog, sub, late, current, shown_before,
+                                     _covered(entitled, sub, late))
             if lines:
                 adjustments[sub.id].extend(lines)
                 reference = draft_reference(label, sub.id, 1)
@@ -323,13 +371,28 @@ def _plan(catalog: Catalog, period: BillingPeriod, to_draft: list[Subscription],
         try:
             measured = (_usage_of(usage, sub.id, label) if sub.id in drafting else None)
             doc = invoice_document(catalog, sub, period, measured, adjustments[sub.id],
-                                   draft_reference(label, sub.id, 1), until=until)
+                                   draft_reference(label, sub.id, 1), until=until,
+                                   rollover=(entitled.rollover.get(sub.id) if entitled
+                                             else None))
             plans.append(PlannedDraft(doc, label, 1))
         except Exception as exc:
             failed.add(sub.id)
             result.failures.append({"subscription": sub.id, "customer": sub.customer,
                                     "period": label, "reason": describe(exc)})
     return plans, failed
+
+
+def _covered(entitled: Entitled | None, sub: Subscription, late: BillingPeriod
+             ) -> dict[str, Decimal]:
+    found = covered_in(entitled.recorded, sub.id, str(late)) if entitled else None
+    return found or {}
+
+
+def _fixed(entitled: Entitled | None, sub: Subscription, late: BillingPeriod
+           ) -> dict[str, Decimal] | None:
+    """A replacement invoice of an issued cycle covers what the original covered: its
+    entitlement is the units then covered, nothing more rolls in."""
+    return _covered(entitled, sub, late) if entitled else None
 
 
 def _with_note(doc: Document, note: str) -> Document:

@@ -19,6 +19,7 @@ from typing import Any
 
 from billing_core.catalog.models import Catalog
 from billing_core.clock import Clock
+from billing_core.credits.wallet import Wallet
 from billing_core.cycles import grace_ends, period_state
 from billing_core.db.models import DocumentRow
 from billing_core.documents.credit_notes import credit_note_document
@@ -28,6 +29,12 @@ from billing_core.failpoints import failpoint
 from billing_core.money import EXACT
 from billing_core.periods import BillingPeriod
 from billing_core.services.catalog import current_catalog
+from billing_core.services.credits import (
+    apply_on_issue,
+    expire_lapsed,
+    prepare_issue,
+    restore_for,
+)
 from billing_core.services.delivery import queue_documents
 from billing_core.services.drafting import DraftResult, draft_period, serialize
 from billing_core.services.unit_of_work import SqlUnitOfWork
@@ -107,19 +114,32 @@ def finalize_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
         replacing = [d for d in drafts if d.reissue_of_id is not None]
         numbers = uow.sequences.take(series("invoice", today.year), len(drafts))
         note_numbers = uow.sequences.take(series("credit_note", today.year), len(replacing))
+        subs = {s.id: s for s in catalog.subscriptions}
+        prepare_issue(uow, catalog, [(subs[d.subscription_id], BillingPeriod.parse(d.period))
+                                     for d in drafts if d.subscription_id in subs])
+        for row in replacing:   # what the replaced invoices took comes back first
+            original = uow.documents.get(row.reissue_of_id or 0)
+            assert original is not None and original.number is not None
+            restore_for(uow, original, from_json(json.loads(original.content)).lines,
+                        original.number, today, now, final=False)
+        wallets: dict[str, Wallet] = {}
         for row, sequence in zip(drafts, numbers, strict=True):
             number = format_number(settings.invoice_number_format, today.year, sequence)
             terms = catalog.payment_terms(row.customer_id)
             doc = from_json(json.loads(row.content)).issued(
                 number, today, today + timedelta(days=terms))
+            assert row.id is not None
+            if row.subscription_id in subs:
+                doc = apply_on_issue(uow, subs[row.subscription_id], doc, row.id, now,
+                                     wallets)
             content, facts, digest = serialize(doc)
             paid = doc.amount_due == 0
-            assert row.id is not None
             uow.documents.change(
                 row.id, status="paid" if paid else "finalized", number=number,
                 series=series("invoice", today.year), sequence=sequence,
                 issue_date=today, due_date=doc.due_date, content=content, facts_hash=facts,
-                document_hash=digest, finalized_at=now, paid_at=now if paid else None,
+                document_hash=digest, subtotal=doc.subtotal, total=doc.total,
+                amount_due=doc.amount_due, finalized_at=now, paid_at=now if paid else None,
                 paid_date=today if paid else None, file_hashes=None, rendered_key=None,
                 billing_run_id=run_id, updated_at=now)
             uow.billed.record(billed_rows(row.id, row.subscription_id, doc))
@@ -159,6 +179,7 @@ def finalize_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
                                  updated_at=now)
             result.credit_notes.append(number)
             result.document_ids.append(note_id)
+        expire_lapsed(uow, catalog, {d.customer_id for d in drafts}, period, now)
         issued = uow.documents.by_ids(result.document_ids)
         result.queued = queue_documents(uow, catalog, issued, now, run_id,
                                         held=settings.require_approval)

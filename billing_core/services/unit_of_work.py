@@ -19,7 +19,9 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine
 
 from billing_core.db.engine import WRITE
+from billing_core.db.repositories.alerts import AlertRepository
 from billing_core.db.repositories.catalog import CatalogRepository
+from billing_core.db.repositories.credits import CreditRepository
 from billing_core.db.repositories.documents import (
     BilledUsageRepository,
     DocumentRepository,
@@ -40,6 +42,8 @@ class SqlUnitOfWork:
     runs: RunRepository
     leases: LeaseRepository
     outbox: OutboxRepository
+    credits: CreditRepository
+    alerts: AlertRepository
     connection: Connection
 
     def __init__(self, engine: Engine) -> None:
@@ -72,6 +76,8 @@ class SqlUnitOfWork:
         self.runs = RunRepository(conn)
         self.leases = LeaseRepository(conn)
         self.outbox = OutboxRepository(conn)
+        self.credits = CreditRepository(conn)
+        self.alerts = AlertRepository(conn)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
