@@ -229,6 +229,8 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders")]
             typer.echo("see `billing quarantine list` for the rejected records")
     for note in report.notes:
         typer.echo(f"note: {safe(note)}", err=True)
+    for alert in report.alerts:
+        typer.echo(f"alert: {safe(alert.customer_id)}: {safe(alert.message)}", err=True)
     for error in report.errors:
         typer.echo(f"error: {safe(error)}", err=True)
     if report.errors:
@@ -749,3 +751,7 @@ def usage(
 
 def main() -> None:  # pragma: no cover
     sys.exit(app())
+
+
+# `billing credits` and `billing alerts` register themselves on `app`.
+import billing_cli.credits  # noqa: E402,F401

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from billing_core.db.models import AlertRow
 from billing_core.services.ingest import IngestReport, ingest_paths
 from flows.common import clock, db_task, unit_of_work
 
@@ -13,6 +14,12 @@ from flows.common import clock, db_task, unit_of_work
 def ingest_files(paths: list[str]) -> IngestReport:
     """Stream the files into the events table in chunks (re-running is harmless)."""
     return ingest_paths(unit_of_work(), list(paths), clock())
+
+
+def alert_row(alert: AlertRow) -> dict[str, str]:
+    return {"customer": alert.customer_id, "rule": alert.rule_id, "cycle": alert.period,
+            "subject": alert.subject, "threshold": format(alert.threshold, "f"),
+            "value": format(alert.value, "f"), "message": alert.message}
 
 
 def report_markdown(report: IngestReport) -> str:
@@ -49,6 +56,17 @@ def ingest_events(paths: list[str]) -> dict:
         logger.warning("rejected %s record(s): %s (see `billing quarantine list`)", count, reason)
     create_markdown_artifact(markdown=report_markdown(report), key="ingest-accounting",
                              description="What became of every input record")
+    for note in report.notes:
+        logger.warning(note)
+    if report.alerts:
+        for alert in report.alerts:
+            logger.warning("alert %s for %s: %s", alert.rule_id, alert.customer_id,
+                           alert.message)
+        create_table_artifact(table=[alert_row(a) for a in report.alerts], key="alerts",
+                              description="Alerts that fired after this ingest (each is "
+                                          "e-mailed, and posted to its webhook, by the "
+                                          "delivery outbox)")
     if report.errors:
         raise RuntimeError("some inputs could not be read: " + "; ".join(report.errors))
-    return {**total.as_dict(), "reasons": dict(total.reasons)}
+    return {**total.as_dict(), "reasons": dict(total.reasons),
+            "alerts": len(report.alerts)}

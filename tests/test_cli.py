@@ -152,3 +152,66 @@ def test_finalize_refuses_a_month_in_grace_without_starting_a_flow(cli, monkeypa
     result = cli("invoices", "finalize", "--period", "2026-10")
     assert result.exit_code == 1
     assert "inside its grace period" in result.output and "--force" in result.output
+
+
+def test_credits_grant_balance_ledger_void_and_alerts(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("BILLING_NOW", "2026-11-10T09:00:00Z")
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text((DATA / "issue_catalog.yaml").read_text() + (
+        "alerts:\n"
+        "  - {id: many_calls, kind: usage, meter: api_calls, threshold: 2}\n"))
+    assert cli("catalog", "apply", catalog).exit_code == 0
+    granted = cli("credits", "grant", "--customer", "cus_acme", "--amount", "500.00",
+                  "--currency", "usd", "--priority", "10", "--expires", "2027-06-30",
+                  "--applies-to", "api_calls,base_fee", "--reason", "Prepaid pack",
+                  "--reference", "PO-7")
+    assert granted.exit_code == 0, granted.output
+    assert "credit grant #1 granted: 500.00 USD to cus_acme (priority 10, expires after " \
+           "2027-06-30)" in granted.output
+    again = cli("credits", "grant", "--customer", "cus_acme", "--amount", "500.00",
+                "--currency", "USD", "--priority", "10", "--expires", "2027-06-30",
+                "--applies-to", "api_calls,base_fee", "--reference", "PO-7")
+    assert "was already granted under this reference" in again.output
+    for bad, message in [(("--amount", "5e2"), "--amount must be a positive decimal"),
+                         (("--amount", "1.001"), "has 2 decimal places"),
+                         (("--amount", "-1"), "--amount must be a positive decimal"),
+                         (("--customer", "cus_nope"), "unknown customer 'cus_nope'"),
+                         (("--applies-to", "nope"), "unknown meter 'nope'"),
+                         (("--expires", "2026-13-01"), "--expires must be a date"),
+                         (("--priority", "101"), "priority must be from 0 to 100")]:
+        args = {"--customer": "cus_acme", "--amount": "1.00", "--currency": "USD"}
+        extra = dict(zip(bad[::2], bad[1::2], strict=True))
+        merged = {**args, **extra}
+        result = cli("credits", "grant", *[x for kv in merged.items() for x in kv])
+        assert result.exit_code == 1, (bad, result.output)
+        assert message in result.output, (bad, result.output)
+        assert "Traceback" not in result.output
+    balance = cli("credits", "balance", "--customer", "cus_acme", "--json")
+    assert balance.exit_code == 0, balance.output
+    (row,) = json.loads(balance.stdout)
+    assert (row["balance"], row["status"], row["applies_to"], row["starts"]) == \
+        ("500.00", "active", ["api_calls", "base_fee"], "2026-11-01")
+    assert "available: 500.00 USD" in cli("credits", "balance", "--customer",
+                                          "cus_acme").output
+    earlier = json.loads(cli("credits", "balance", "--customer", "cus_acme", "--as-of",
+                             "2026-11-09", "--json").stdout)
+    assert earlier == []
+    voided = cli("credits", "void", "1", "--reason", "refunded")
+    assert voided.exit_code == 0 and "500.00 taken away" in voided.output
+    ledger = json.loads(cli("credits", "ledger", "--customer", "cus_acme", "--json").stdout)
+    assert [(e["kind"], e["amount"]) for e in ledger] == [("grant", "500.00"),
+                                                          ("void", "-500.00")]
+    assert "Credit ledger of cus_acme" in cli("credits", "ledger", "--customer",
+                                              "cus_acme").output
+    # alerts fire after ingest and are listed
+    events = write_jsonl(tmp_path / "e.jsonl", [
+        {"event_id": f"e{i}", "customer_id": "cus_acme", "event_name": "api.call",
+         "timestamp": "2026-11-05T10:00:00Z",
+         "metadata": {"method": "POST", "endpoint": "/v1/x"}} for i in range(3)])
+    ingested = cli("ingest", events)
+    assert "alert: cus_acme: many_calls: API calls reached 3 calls in 2026-11" in \
+        ingested.output
+    listed = json.loads(cli("alerts", "list", "--json").stdout)
+    assert [(a["rule"], a["value"], a["period"]) for a in listed] == [("many_calls", "3",
+                                                                       "2026-11")]
+    assert "0 alert(s) fired" in cli("alerts", "check").output

@@ -81,6 +81,7 @@ class AlertRule(_Model):
     currency: Currency | None = None
     customers: tuple[str, ...] = ()            # none: every customer
     name: Name | None = None
+    email: bool = True                         # e-mail the customer's billing addresses
     webhook: str | None = None                 # also POST the alert as JSON here
 
     @model_validator(mode="after")

@@ -66,3 +66,24 @@ def build_message(doc: Document, *, sender_name: str, sender: str, reply_to: str
         message.add_attachment(xml, maintype="application", subtype="xml",
                                filename="factur-x.xml")
     return message
+
+
+def build_alert_message(alert: dict[str, Any], *, locale: str, customer_name: str,
+                        sender_name: str, sender: str, reply_to: str | None, to: list[str],
+                        cc: list[str], subject_line: str, message_id_value: str,
+                        when: Any) -> EmailMessage:
+    """A usage alert's e-mail (plain text, from templates/email/alert.txt)."""
+    text = email_environment().get_template("alert.txt").render(
+        alert=alert, locale=locale, customer_name=customer_name, seller=sender_name)
+    message = EmailMessage(policy=POLICY)
+    message["Subject"] = subject_line
+    message["From"] = formataddr((sender_name, sender))
+    if reply_to and reply_to != sender:
+        message["Reply-To"] = reply_to
+    message["To"] = ", ".join(to)
+    if cc:
+        message["Cc"] = ", ".join(cc)
+    message["Message-ID"] = message_id_value
+    message["Date"] = format_datetime(when)
+    message.set_content(text)
+    return message

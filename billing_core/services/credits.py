@@ -21,7 +21,7 @@ from billing_core.catalog.models import BASE_FEE, Catalog, Subscription
 from billing_core.clock import Clock
 from billing_core.credits.entitlements import entitlement_cycle
 from billing_core.credits.wallet import GrantBalance, Wallet, without_credits
-from billing_core.cycles import cycle
+from billing_core.cycles import cycle, cycle_containing
 from billing_core.db.models import CreditEntryRow, CreditGrantRow, DocumentRow
 from billing_core.db.repositories.credits import GrantWithBalance
 from billing_core.documents.model import Document, Line
@@ -45,7 +45,9 @@ def grant_credit(uow: SqlUnitOfWork, clock: Clock, customer: str, amount: Decima
                  effective_from: date | None = None, applies_to: Iterable[str] = (),
                  reason: str = "", reference: str | None = None
                  ) -> tuple[CreditGrantRow, bool]:
-    """Grant a customer a prepaid monetary balance. With a `reference`, granting again is
+    """Grant a customer a prepaid monetary balance, valid from `effective_from` (default:
+    the start of the customer's current cycle) to `expires` (its last day; default never).
+    With a `reference`, granting again is
     a no-op (and a different grant under the same reference is refused). Returns (grant,
     newly created)."""
     currency = currency.strip().upper()
@@ -63,15 +65,18 @@ def grant_credit(uow: SqlUnitOfWork, clock: Clock, customer: str, amount: Decima
     if not 0 <= priority <= MAX_PRIORITY:
         raise CreditError(f"the priority must be from 0 to {MAX_PRIORITY}, got {priority}")
     today, now = clock.today(), clock.now()
-    start = effective_from or today
-    if expires is not None and expires < start:
-        raise CreditError(f"it would expire ({expires}) before it starts ({start})")
     targets = sorted(set(applies_to))
     key = f"cli:{reference}" if reference else None
     with uow:
         catalog = current_catalog(uow)
         if customer not in {c.id for c in catalog.customers}:
             raise CreditError(f"unknown customer {customer!r}")
+        # by default a grant pays for the whole cycle it is granted in
+        start = effective_from or min(
+            [cycle_containing(s, now, catalog.timezone(customer)).start
+             for s in catalog.subscriptions if s.customer == customer] or [today])
+        if expires is not None and expires < start:
+            raise CreditError(f"it would expire ({expires}) before it starts ({start})")
         known = {m.key for m in catalog.meters} | {BASE_FEE}
         unknown = [t for t in targets if t not in known]
         if unknown:

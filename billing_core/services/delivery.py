@@ -29,7 +29,13 @@ from billing_core.db.models import DocumentRow, OutboxRow
 from billing_core.documents.model import Document, from_json
 from billing_core.errors import describe
 from billing_core.failpoints import failpoint
-from billing_core.mail.message import build_message, message_id, subject
+from billing_core.mail import webhook
+from billing_core.mail.message import (
+    build_alert_message,
+    build_message,
+    message_id,
+    subject,
+)
 from billing_core.mail.settings import MailSettings
 from billing_core.mail.transport import (
     FileTransport,
@@ -125,13 +131,21 @@ def _document_bytes(row: DocumentRow) -> tuple[bytes, bytes | None]:
 def _build(uow: SqlUnitOfWork, message: OutboxRow, when: datetime) -> tuple[Any, list[str]]:
     if not message.sender:
         raise PermanentFailure("no sender address: set seller.email in the catalog")
+    to, cc = list(message.recipients["to"]), list(message.recipients.get("cc", []))
+    if message.kind == "alert":
+        return build_alert_message(
+            (message.payload or {}).get("alert", {}),
+            locale=message.recipients.get("locale", "en"),
+            customer_name=message.recipients.get("customer_name", ""),
+            sender_name=message.recipients.get("sender_name", ""), sender=message.sender,
+            reply_to=message.reply_to, to=to, cc=cc, subject_line=message.subject,
+            message_id_value=message.message_id, when=when.replace(tzinfo=UTC)), to + cc
     with uow.read():
         row = uow.documents.get(message.document_id or 0)
     if row is None:
         raise PermanentFailure("its document no longer exists")
     doc: Document = from_json(json.loads(row.content))
     pdf, xml = _document_bytes(row)
-    to, cc = list(message.recipients["to"]), list(message.recipients.get("cc", []))
     built = build_message(doc, sender_name=message.recipients.get("sender_name", ""),
                           sender=message.sender, reply_to=message.reply_to, to=to, cc=cc,
                           subject_line=message.subject, message_id_value=message.message_id,
@@ -201,9 +215,13 @@ def _send_one(uow: SqlUnitOfWork, now: datetime, clock: Clock,
         uow.commit()
     attempts = message.attempts + 1
     try:
-        built, recipients = _build(uow, message, now)
-        note = mail.send(built, message.sender, recipients,
-                         name=f"{message.reference}-{message.sequence}")
+        if message.kind == "webhook":
+            note = webhook.post(message.recipients["url"], message.payload or {},
+                                message.message_id)
+        else:
+            built, recipients = _build(uow, message, now)
+            note = mail.send(built, message.sender, recipients,
+                             name=f"{message.reference}-{message.sequence}")
     except TransientFailure as exc:
         if attempts > len(backoff):
             _finish(uow, message.id, clock, status="failed",

@@ -14,7 +14,7 @@ from typing import Any
 
 from billing_core.clock import Clock
 from billing_core.db.errors import is_transient
-from billing_core.db.models import QuarantineRow
+from billing_core.db.models import AlertRow, QuarantineRow
 from billing_core.errors import describe
 from billing_core.failpoints import failpoint
 from billing_core.ingest.paths import expand_paths
@@ -71,6 +71,7 @@ class IngestReport:
     files: list[FileReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    alerts: list[AlertRow] = field(default_factory=list)
 
     @property
     def total(self) -> Accounting:
@@ -144,7 +145,21 @@ def ingest_paths(uow: SqlUnitOfWork, paths: list[str | Path], clock: Clock, *,
         report.files.append(file_report)
         if file_report.error:
             report.errors.append(file_report.error)
+    if report.total.ingested:
+        _alerts_after(uow, clock, report)
     return report
+
+
+def _alerts_after(uow: SqlUnitOfWork, clock: Clock, report: IngestReport) -> None:
+    """Evaluate the alert rules on the new usage; a failure there is reported, never
+    undoes the ingest."""
+    from billing_core.services.alerts import evaluate_alerts
+
+    try:
+        report.alerts = evaluate_alerts(uow, clock)
+    except Exception as exc:
+        report.notes.append(f"alerts were not evaluated: {describe(exc)} (run `billing "
+                            f"alerts check`)")
 
 
 def list_quarantine(uow: SqlUnitOfWork, status: str | None = "pending",
