@@ -52,7 +52,8 @@ def credits_grant(
     expires: Annotated[str | None, typer.Option(
         help="Last day it can pay for, YYYY-MM-DD (default: never)")] = None,
     starts: Annotated[str | None, typer.Option(
-        help="First day it can pay for, YYYY-MM-DD (default today)")] = None,
+        help="First day of usage it can pay for, YYYY-MM-DD (default: any period "
+             "invoiced from now on)")] = None,
     applies_to: Annotated[str | None, typer.Option(
         help="Only these charges: meter keys and/or base_fee, comma-separated")] = None,
     reason: Annotated[str, typer.Option(help="Shown on invoices and in the ledger")] = "",
@@ -118,7 +119,7 @@ def credits_balance(
             totals[v.unit] = totals.get(v.unit, Decimal(0)) + v.balance
         table.add_row(str(g.id), safe(g.name), g.kind, f"{_plain(g.amount)} {safe(v.unit)}",
                       _plain(v.balance), v.status, str(g.priority),
-                      f"{g.effective_from} - {g.expires or 'no expiry'}",
+                      f"{g.effective_from or 'any period'} - {g.expires or 'no expiry'}",
                       safe(", ".join(g.applies_to or [])) or "all")
     console.print(table)
     for unit, total in sorted(totals.items()):

@@ -37,7 +37,7 @@ class GrantBalance:
     name: str
     currency: str
     priority: int
-    effective_from: date
+    effective_from: date | None          # None: pays for any period
     expires: date | None
     created_at: datetime
     applies_to: tuple[str, ...]
@@ -78,7 +78,7 @@ def treatment_of(doc: Document) -> TaxTreatment:
 
 def _valid_days(grant: GrantBalance, start: date, end: date) -> int:
     """Days of [start, end) on which the grant is valid (`expires` is its last day)."""
-    first = max(start, grant.effective_from)
+    first = start if grant.effective_from is None else max(start, grant.effective_from)
     last = end if grant.expires is None else min(end, grant.expires + timedelta(days=1))
     return max(0, (last - first).days)
 

@@ -275,7 +275,7 @@ class CreditGrantRow(SQLModel, table=True):
     period: str | None = Field(default=None, max_length=7)  # units: the cycle it belongs to
     amount: Decimal = Field(sa_column=Column(ExactDecimal, nullable=False))
     priority: int = 50
-    effective_from: date
+    effective_from: date | None = None             # None: any period
     expires: date | None = None                            # the last day it can be used for
     applies_to: list[str] | None = Field(default=None, sa_column=Column(JsonDocument))
     name: str = Field(sa_column=Column(Text, nullable=False))

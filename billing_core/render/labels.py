@@ -141,6 +141,20 @@ GERMAN: dict[str, str] = {
     "The credit note is attached as {file}": "Die Gutschrift ist als {file} beigefügt",
     ", with its e-invoice data (Factur-X, EN 16931) inside the PDF and as factur-x.xml":
         ", mit den E-Rechnungsdaten (Factur-X, EN 16931) im PDF und als factur-x.xml",
+    "Prepaid credit applied before tax: balance {before} → {after}":
+        "Vorausbezahltes Guthaben, vor Steuern angerechnet: Saldo {before} → {after}",
+    "valid until {date}": "gültig bis {date}",
+    "Valid on {days} of {of_days} days of the period: at most that share of the charges":
+        "Gültig an {days} von {of_days} Tagen des Zeitraums: höchstens dieser Anteil der "
+        "Entgelte",
+    "Included units: {covered} of {balance} used ({units} this period + {rolled} rolled "
+    "over); {left} left":
+        "Inklusiveinheiten: {covered} von {balance} genutzt ({units} in diesem Zeitraum + "
+        "{rolled} übertragen); {left} übrig",
+    "{units} roll over to the next period": "{units} werden in den nächsten Zeitraum "
+                                            "übertragen",
+    "Billing period: {period}. This alert is sent once per billing period.":
+        "Abrechnungszeitraum: {period}. Dieser Hinweis wird einmal pro Zeitraum gesendet.",
 }
 
 FRENCH: dict[str, str] = {
@@ -275,6 +289,18 @@ FRENCH: dict[str, str] = {
     ", with its e-invoice data (Factur-X, EN 16931) inside the PDF and as factur-x.xml":
         ", avec ses données de facture électronique (Factur-X, EN 16931) dans le PDF et "
         "en factur-x.xml",
+    "Prepaid credit applied before tax: balance {before} → {after}":
+        "Crédit prépayé imputé avant taxes : solde {before} → {after}",
+    "valid until {date}": "valable jusqu’au {date}",
+    "Valid on {days} of {of_days} days of the period: at most that share of the charges":
+        "Valable {days} jours sur {of_days} de la période : au plus cette part des frais",
+    "Included units: {covered} of {balance} used ({units} this period + {rolled} rolled "
+    "over); {left} left":
+        "Unités incluses : {covered} sur {balance} utilisées ({units} pour la période + "
+        "{rolled} reportées) ; reste {left}",
+    "{units} roll over to the next period": "{units} reportées sur la période suivante",
+    "Billing period: {period}. This alert is sent once per billing period.":
+        "Période de facturation : {period}. Cette alerte est envoyée une fois par période.",
 }
 
 CATALOGS: dict[str, dict[str, str]] = {"de": GERMAN, "fr": FRENCH}

@@ -99,7 +99,8 @@ def _readings(uow: SqlUnitOfWork, clock: Clock, catalog: Catalog, customers: set
             g = found_grant.grant
             if g.customer_id != customer or grant_id is None or found_grant.balance <= 0:
                 continue
-            if g.effective_from > today or (g.expires is not None and g.expires < today):
+            started = g.effective_from is None or g.effective_from <= today
+            if not started or (g.expires is not None and g.expires < today):
                 continue
             grants[grant_id] = (g.name, g.currency or "",
                                 min(projected.get(grant_id, found_grant.balance),

@@ -21,7 +21,7 @@ from billing_core.catalog.models import BASE_FEE, Catalog, Subscription
 from billing_core.clock import Clock
 from billing_core.credits.entitlements import entitlement_cycle
 from billing_core.credits.wallet import GrantBalance, Wallet, without_credits
-from billing_core.cycles import cycle, cycle_containing
+from billing_core.cycles import cycle
 from billing_core.db.models import CreditEntryRow, CreditGrantRow, DocumentRow
 from billing_core.db.repositories.credits import GrantWithBalance
 from billing_core.documents.model import Document, Line
@@ -45,8 +45,9 @@ def grant_credit(uow: SqlUnitOfWork, clock: Clock, customer: str, amount: Decima
                  effective_from: date | None = None, applies_to: Iterable[str] = (),
                  reason: str = "", reference: str | None = None
                  ) -> tuple[CreditGrantRow, bool]:
-    """Grant a customer a prepaid monetary balance, valid from `effective_from` (default:
-    the start of the customer's current cycle) to `expires` (its last day; default never).
+    """Grant a customer a prepaid monetary balance. It pays for invoices issued from now
+    on; `effective_from` and `expires` (its last day) limit it to usage periods that
+    overlap them (a period it covers in part: that share of the charges).
     With a `reference`, granting again is
     a no-op (and a different grant under the same reference is refused). Returns (grant,
     newly created)."""
@@ -71,12 +72,12 @@ def grant_credit(uow: SqlUnitOfWork, clock: Clock, customer: str, amount: Decima
         catalog = current_catalog(uow)
         if customer not in {c.id for c in catalog.customers}:
             raise CreditError(f"unknown customer {customer!r}")
-        # by default a grant pays for the whole cycle it is granted in
-        start = effective_from or min(
-            [cycle_containing(s, now, catalog.timezone(customer)).start
-             for s in catalog.subscriptions if s.customer == customer] or [today])
-        if expires is not None and expires < start:
+        start = effective_from
+        if expires is not None and start is not None and expires < start:
             raise CreditError(f"it would expire ({expires}) before it starts ({start})")
+        if expires is not None and expires < today:
+            raise CreditError(f"it would have expired already ({expires} is before today, "
+                              f"{today})")
         known = {m.key for m in catalog.meters} | {BASE_FEE}
         unknown = [t for t in targets if t not in known]
         if unknown:
@@ -138,7 +139,7 @@ def _status(grant: CreditGrantRow, balance: Decimal, entries: list[CreditEntryRo
             on: date) -> str:
     if any(e.kind == "void" for e in entries) and balance == 0:
         return "void"
-    if grant.effective_from > on:
+    if grant.effective_from is not None and grant.effective_from > on:
         return "future"
     if grant.expires is not None and grant.expires < on:
         return "expired"

@@ -4,6 +4,8 @@ failpoint and run it again.
 
     python -m tests.crashes.driver finalize|draft PERIOD OUT_DIR
     python -m tests.crashes.driver ingest PATH
+    python -m tests.crashes.driver issue PERIOD   (the use case alone, without the run lock)
+    python -m tests.crashes.driver void-grant GRANT_ID
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ def main(argv: list[str]) -> int:
     if command == "ingest":
         report = ingest_paths(uow, [argv[1]], clock)
         print(json.dumps(report.total.as_dict()))
+        return 0
+    if command == "void-grant":
+        from billing_core.services.credits import void_grant
+
+        print(json.dumps({"voided": str(void_grant(uow, clock, int(argv[1]), "test"))}))
+        return 0
+    if command == "issue":
+        result = finalize_period(uow, clock, BillingPeriod.parse(argv[1]))
+        print(json.dumps({"invoices": result.invoices}))
         return 0
     period, out = argv[1], Path(argv[2])
     try:

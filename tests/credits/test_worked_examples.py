@@ -327,3 +327,24 @@ def test_grant_with_a_reference_is_idempotent(engine):
                                   reference="po-1")
     assert (again.id, created) == (first.id, False)
     assert balances(engine) == {"Prepaid credit": D(10)}
+
+
+def test_the_pdf_shows_included_units_and_credits_applied_before_tax(engine, tmp_path):
+    from billing_core.documents.model import from_json
+    from billing_core.render.html import render_html
+    from billing_core.render.pdf import PdfRenderer
+    from tests.render.test_render import pdf_text
+
+    apply(engine, catalog(entitlements=[{"meter": "api_calls", "units": 1000,
+                                         "rollover_percent": 10}],
+                          taxes=[{"country": "US", "region": "NY", "rate": "8",
+                                  "name": "Tax"}]))
+    grant(engine, "5.00", reason="Welcome credit")
+    usage(engine, tmp_path, OCT, 1500)     # 500 x 0.02 = 10.00, 5.00 of it paid by credit
+    doc = finalize(engine, OCT)
+    assert doc["total"] == "5.40"
+    text = " ".join(pdf_text(PdfRenderer().render(render_html(from_json(doc)))).split())
+    assert "Included units: 1,000 of 1,000 used (1,000 this period + 0 rolled over); 0 left" \
+        in text
+    assert "Welcome credit" in text and "-$5.00" in text.replace("−", "-")
+    assert "Prepaid credit applied before tax: balance $5.00 → $0.00" in text

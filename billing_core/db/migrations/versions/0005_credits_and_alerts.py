@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column('period', sa.String(length=7), nullable=True),
         sa.Column('amount', DECIMAL, nullable=False),
         sa.Column('priority', sa.Integer(), nullable=False),
-        sa.Column('effective_from', sa.Date(), nullable=False),
+        sa.Column('effective_from', sa.Date(), nullable=True),
         sa.Column('expires', sa.Date(), nullable=True),
         sa.Column('applies_to', JSON, nullable=True),
         sa.Column('name', sa.Text(), nullable=False),
