@@ -24,11 +24,16 @@ echo "== 3. ingest"
 $billing ingest examples/data
 echo "== 4. draft 2026-10 (a Prefect flow run: drafts, no numbers yet)"
 $billing run --period 2026-10 --out invoices
-echo "== 5. finalize 2026-10 (a Prefect flow run: numbers, issue and due dates, e-mails)"
+echo "== 5. a prepaid credit for Initech (applied before tax when October is issued)"
+$billing credits grant --customer cus_initech --amount 150.00 --currency USD --priority 10 \
+  --reason "Prepaid API pack" --reference demo-prepaid-1
+echo "== 6. finalize 2026-10 (a Prefect flow run: numbers, issue and due dates, e-mails)"
 $billing invoices finalize --period 2026-10 --out invoices
-echo "== 6. the documents and their e-mails"
+echo "== 7. the documents, their e-mails, and the credit ledgers"
 $billing invoices list --period 2026-10
 $billing outbox list
+$billing credits ledger --customer cus_initech
+$billing credits ledger --customer cus_hooli
 echo
 echo "Invoices (PDF, HTML, JSON): $PWD/invoices/2026-10/"
 ls invoices/2026-10/*.pdf
