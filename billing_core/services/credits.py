@@ -196,8 +196,8 @@ def entitlement_key(subscription_id: str, meter: str, period: str) -> str:
     return f"entitlement:{subscription_id}:{meter}:{period}"
 
 
-def recurring_grants(catalog: Catalog, sub: Subscription, period: BillingPeriod
-                     ) -> list[tuple[str, dict[str, Any]]]:
+def recurring_grants(catalog: Catalog, sub: Subscription, period: BillingPeriod,
+                     now: datetime) -> list[tuple[str, dict[str, Any]]]:
     """(key, grant values) of the subscription's recurring credits for its cycle of
     `period` (valid from the cycle's first day for `expires_after_cycles` cycles)."""
     if not sub.credits:
@@ -216,7 +216,7 @@ def recurring_grants(catalog: Catalog, sub: Subscription, period: BillingPeriod
             "subscription_id": sub.id, "period": str(period), "amount": credit.amount,
             "priority": credit.priority, "effective_from": here.start, "expires": expires,
             "applies_to": list(credit.applies_to) or None, "name": credit.name,
-            "source": "recurring", "created_at": datetime.combine(here.start, time())}))
+            "source": "recurring", "created_at": now}))
     return found
 
 
@@ -227,7 +227,8 @@ def _balance_of(found: GrantWithBalance) -> GrantBalance:
 
 
 def wallets(uow: SqlUnitOfWork, catalog: Catalog,
-            cycles: Iterable[tuple[Subscription, BillingPeriod]]) -> dict[str, Wallet]:
+            cycles: Iterable[tuple[Subscription, BillingPeriod]], now: datetime
+            ) -> dict[str, Wallet]:
     """Each customer's wallet: its monetary grants as they stand, and the recurring
     grants of these cycles that are not written yet (inside the caller's transaction)."""
     chosen = list(cycles)
@@ -240,7 +241,7 @@ def wallets(uow: SqlUnitOfWork, catalog: Catalog,
         if found.balance > 0:
             grants[found.grant.customer_id].append(_balance_of(found))
     for sub, period in chosen:
-        for key, values in recurring_grants(catalog, sub, period):
+        for key, values in recurring_grants(catalog, sub, period, now):
             if key not in existing_keys:
                 existing_keys.add(key)
                 grants[sub.customer].append(GrantBalance(
@@ -325,13 +326,14 @@ class CreditsChanged(RuntimeError):
 
 
 def prepare_issue(uow: SqlUnitOfWork, catalog: Catalog,
-                  cycles: Iterable[tuple[Subscription, BillingPeriod]]) -> None:
+                  cycles: Iterable[tuple[Subscription, BillingPeriod]], now: datetime
+                  ) -> None:
     """Inside the issuing transaction, before any invoice: lock the customers' grants and
     write the recurring grants of the cycles being issued (once: they have keys)."""
     chosen = list(cycles)
     uow.credits.lock_customers({sub.customer for sub, _ in chosen})
     for sub, period in chosen:
-        for key, values in recurring_grants(catalog, sub, period):
+        for key, values in recurring_grants(catalog, sub, period, now):
             if uow.credits.grant_by_key(key) is None:
                 uow.credits.add_grant({**values, "key": key},
                                       note=f"recurring credit of {sub.id}")

@@ -228,7 +228,7 @@ def draft_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
         usage, unmeasured = measure_each(uow.connection, catalog.meters_by_key, windows)
         billed = uow.billed.billed([s.id for s, _ in late_pairs],
                                    [str(p) for _, p in late_pairs])
-        wallet_of = wallets(uow, catalog, [(s, period) for s in to_draft])
+        wallet_of = wallets(uow, catalog, [(s, period) for s in to_draft], now)
         pending = _pending_elsewhere(uow.documents.drafts(), label)
         previous = uow.runs.last_started(("draft", "finalize"), run_id)
         older = (uow.events.late_arrivals(previous.started_at, lookback[-1].start)

@@ -116,7 +116,7 @@ def finalize_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
         note_numbers = uow.sequences.take(series("credit_note", today.year), len(replacing))
         subs = {s.id: s for s in catalog.subscriptions}
         prepare_issue(uow, catalog, [(subs[d.subscription_id], BillingPeriod.parse(d.period))
-                                     for d in drafts if d.subscription_id in subs])
+                                     for d in drafts if d.subscription_id in subs], now)
         for row in replacing:   # what the replaced invoices took comes back first
             original = uow.documents.get(row.reissue_of_id or 0)
             assert original is not None and original.number is not None
