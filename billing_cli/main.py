@@ -200,6 +200,28 @@ def catalog_apply(
 
 # --- ingest and quarantine ------------------------------------------------------------
 
+@contextmanager
+def _ingest_progress() -> Iterator[Callable[[str, Any], None]]:
+    """A live line on a terminal (records, rate, rejected so far); on anything else a
+    plain line on stderr every 10 seconds."""
+    from billing_core.ingest.progress import IngestProgress, LoggedProgress
+
+    if not sys.stderr.isatty():
+        yield LoggedProgress(lambda line: typer.echo(line, err=True))
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    totals = IngestProgress()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("ingest: starting")
+
+        def update(path: str, accounting: Any) -> None:
+            totals(path, accounting)
+            bar.update(task, description=safe(totals.line()))
+        yield update
+
+
 @app.command("ingest")
 @handled
 def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders")],
@@ -212,7 +234,8 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders")]
     """
     from billing_core.services.ingest import ingest_paths
 
-    report = ingest_paths(_uow(), list(paths), _clock())
+    with _ingest_progress() as progress:
+        report = ingest_paths(_uow(), list(paths), _clock(), progress=progress)
     total = report.total
     if as_json:
         typer.echo(json.dumps(total.as_dict()))

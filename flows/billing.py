@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from billing_core.periods import BillingPeriod
+from billing_core.render.batch import LoggedRenderProgress
 from billing_core.services.drafting import DraftResult, draft_period
 from billing_core.services.rendering import RenderReport, render_documents
 from billing_core.services.runs import RunHandle, billing_run
@@ -31,7 +32,8 @@ def draft_invoices(period: str, customers: list[str] | None, run_id: int) -> Dra
 def render_local(out_dir: str, plan: RenderPlan, periods: list[str]) -> RenderReport:
     """Write the files of every document whose content changed or whose files are missing,
     in this process or a local pool of processes."""
-    return render_documents(unit_of_work(), clock(), Path(out_dir), plan.renderer(),
+    progress = LoggedRenderProgress(get_run_logger().info)
+    return render_documents(unit_of_work(), clock(), Path(out_dir), plan.renderer(progress),
                             periods=periods)
 
 

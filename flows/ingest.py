@@ -6,6 +6,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from billing_core.db.models import AlertRow
+from billing_core.ingest.progress import LoggedProgress
 from billing_core.services.ingest import IngestReport, ingest_paths
 from flows.common import clock, db_task, unit_of_work
 
@@ -13,7 +14,9 @@ from flows.common import clock, db_task, unit_of_work
 @db_task("ingest-files")
 def ingest_files(paths: list[str]) -> IngestReport:
     """Stream the files into the events table in chunks (re-running is harmless)."""
-    return ingest_paths(unit_of_work(), list(paths), clock())
+    logger = get_run_logger()
+    return ingest_paths(unit_of_work(), list(paths), clock(),
+                        progress=LoggedProgress(logger.info))
 
 
 def alert_row(alert: AlertRow) -> dict[str, str]:

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from billing_core.render.batch import (
+    Progress,
     Rendered,
     RenderJob,
     render_batch,
     render_in_processes,
+    render_in_steps,
     split_batches,
 )
 from billing_core.services.rendering import Renderer
@@ -47,14 +49,15 @@ class RenderPlan:
             return f"in a local pool of {self.workers} process(es)"
         return f"on the Dask cluster at {self.dask_address}"
 
-    def renderer(self) -> Renderer:
-        """The function that renders a list of jobs where this plan says."""
+    def renderer(self, progress: Progress | None = None) -> Renderer:
+        """The function that renders a list of jobs where this plan says (telling
+        `progress` as documents are done, except on Dask, whose task runs show it)."""
         if self.runner == "in-process":
-            return render_batch
+            return lambda jobs: render_in_steps(jobs, progress)
         if self.runner == "processes":
             workers = self.workers
-            return lambda jobs: (render_batch(jobs) if workers <= 1
-                                 else render_in_processes(jobs, workers))
+            return lambda jobs: (render_in_steps(jobs, progress) if workers <= 1
+                                 else render_in_processes(jobs, workers, progress))
         return lambda jobs: render_on_dask(jobs, self)
 
 

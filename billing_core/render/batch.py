@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,11 +79,50 @@ def split_batches(items: Sequence[T], workers: int, max_batch: int = MAX_BATCH) 
     return [list(items[i:i + per_batch]) for i in range(0, len(items), per_batch)]
 
 
-def render_in_processes(jobs: Sequence[RenderJob], workers: int) -> list[Rendered]:
+Progress = Callable[[int, int], None]     # (documents done, of documents)
+
+
+def render_in_steps(jobs: Sequence[RenderJob], progress: Progress | None = None
+                    ) -> list[Rendered]:
+    """`render_batch` in this process, telling `progress` after every batch."""
+    done: list[Rendered] = []
+    for batch in split_batches(jobs, 1, MAX_BATCH):
+        done.extend(render_batch(batch))
+        if progress is not None:
+            progress(len(done), len(jobs))
+    return done
+
+
+def render_in_processes(jobs: Sequence[RenderJob], workers: int,
+                        progress: Progress | None = None) -> list[Rendered]:
     """Render every job in `workers` fresh processes (spawned, so no state is inherited
-    from the caller; each builds its renderer as it starts); results in input order."""
+    from the caller; each builds its renderer as it starts); results in input order,
+    `progress` told as batches come back."""
     batches = split_batches(jobs, workers)
     context = multiprocessing.get_context("spawn")
+    done: list[Rendered] = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                              initializer=process_renderer) as pool:
-        return [item for batch in pool.map(render_batch, batches) for item in batch]
+        for batch in pool.map(render_batch, batches):
+            done.extend(batch)
+            if progress is not None:
+                progress(len(done), len(jobs))
+    return done
+
+
+class LoggedRenderProgress:
+    """'rendered 150 of 10,000 documents (12.3/s)' through `emit`, at most every `every`
+    seconds, and once at the end."""
+
+    def __init__(self, emit: Callable[[str], None], every: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.emit, self.every, self.clock = emit, every, clock
+        self.started = self.last = clock()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self.clock()
+        if now - self.last >= self.every or done == total:
+            self.last = now
+            elapsed = now - self.started
+            rate = f" ({done / elapsed:,.1f}/s)" if elapsed > 0 else ""
+            self.emit(f"rendered {done:,} of {total:,} documents{rate}")

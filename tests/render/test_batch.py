@@ -39,3 +39,22 @@ def test_a_process_pool_writes_the_same_bytes_as_this_process(issue_catalog, tmp
     assert written == sorted(p.relative_to(pool) for p in pool.rglob("*") if p.is_file())
     for path in written:
         assert (here / path).read_bytes() == (pool / path).read_bytes(), path
+
+
+def test_render_progress_is_told_after_every_batch_and_logged_at_the_end():
+    from billing_core.render.batch import LoggedRenderProgress, render_in_steps
+
+    jobs = [RenderJob(i, "{}", f"/nonexistent/dir/{i}") for i in range(3)]
+    seen: list[tuple[int, int]] = []
+    done = render_in_steps(jobs, lambda d, n: seen.append((d, n)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    assert [d.document_id for d in done] == [0, 1, 2]
+    assert all(d.error for d in done)       # a bad document costs no other
+    ticks = iter([0.0, 1.0, 20.0, 21.0])
+    lines: list[str] = []
+    progress = LoggedRenderProgress(lines.append, every=10, clock=lambda: next(ticks))
+    progress(50, 120)          # 1 s in: too soon
+    progress(100, 120)         # 20 s in: a line
+    progress(120, 120)         # the end: always a line
+    assert lines == ["rendered 100 of 120 documents (5.0/s)",
+                     "rendered 120 of 120 documents (5.7/s)"]
