@@ -1,6 +1,7 @@
 """Benchmark every stage of a billing run beside its baseline, in one process and run.
 
     python -m benchmarks.run --events 1000000 --customers 1000 [--db URL] [--out DIR]
+    python -m benchmarks.run --month --events 10000000 --customers 10000 [--workers 2]
 
 --db is `sqlite` (default: a new file in DIR) or a PostgreSQL URL, on whose server a fresh
 database is created for the run and dropped after it. Writes DIR/report.json, report.md and
@@ -153,6 +154,37 @@ def run(events: int, customers: int, db: str, out: Path, seed: int = 1,
     return document
 
 
+def run_whole_month(events: int, customers: int, db: str, out: Path, seed: int,
+                    workers: int) -> dict[str, Any]:
+    """--month: generate, then ingest, draft, finalize and render the month."""
+    from benchmarks.month import run_month, write_month
+
+    out.mkdir(parents=True, exist_ok=True)
+    data = out / "data"
+    _log(f"generating {events:,} events for {customers:,} customers in {data}")
+    generated = write_events(data, events, customers, PERIOD, seed)
+    catalog = bench_catalog(customers, PERIOD)
+    with bench_database(db, out) as url:
+        engine = get_engine(url)
+        upgrade(engine)
+        apply_catalog(SqlUnitOfWork(engine), catalog, "benchmark catalog", stages.CLOCK)
+        params: dict[str, Any] = {
+            "events": events, "customers": customers, "seed": seed, "period": str(PERIOD),
+            "database": f"{engine.dialect.name} ({database_version(engine)})",
+            "machine": machine(), "generated": {"lines": generated.lines,
+                                                "events": generated.events}}
+        month = run_month(engine, generated.paths, PERIOD, out / "invoices", workers, _log)
+        params["accounting_matches"] = month["counts"]["accounting"] == {
+            "records": generated.lines, "ingested": generated.events,
+            "duplicates": generated.duplicates, "rejected": generated.bad}
+        engine.dispose()
+    document = {"params": params, "month": month}
+    for path in write_month(document, out):
+        _log(f"wrote {path}")
+    shutil.rmtree(out / "invoices", ignore_errors=True)
+    return document
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run",
@@ -171,7 +203,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="invoices rendered with 1 and then 2 worker processes")
     parser.add_argument("--keep-data", action="store_true",
                         help="keep the generated JSONL files in OUT/data")
+    parser.add_argument("--month", action="store_true",
+                        help="instead of the stages: the whole month as operators run it "
+                             "(ingest, draft, finalize, render every invoice), timed; "
+                             "writes OUT/month.json and month.md")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="render processes for --month")
     args = parser.parse_args(argv)
+    if args.month:
+        if min(args.events, args.customers, args.workers) < 1:
+            parser.error("--events, --customers and --workers must be at least 1")
+        month = run_whole_month(args.events, args.customers, args.db, args.out, args.seed,
+                                args.workers)
+        if not args.keep_data:
+            shutil.rmtree(args.out / "data", ignore_errors=True)
+        print((args.out / "month.md").read_text())
+        return 0 if month["params"]["accounting_matches"] else 1
     if min(args.events, args.customers, args.render_repeats, args.parallel_invoices) < 1:
         parser.error("--events, --customers, --render-repeats and --parallel-invoices must "
                      "be at least 1")

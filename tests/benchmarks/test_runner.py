@@ -53,3 +53,25 @@ def test_runner_reports_every_stage_beside_its_baseline(backend, tmp_path):
         assert f"| {name} |" in markdown
     assert (out / "ratios.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (out / "data").exists()  # the generated files are removed unless kept
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_month_mode_runs_the_whole_month_and_renders_nothing_twice(backend, tmp_path):
+    if backend == "postgres" and not POSTGRES_URL:
+        pytest.skip("BILLING_TEST_POSTGRES_URL is not set")
+    db = "sqlite" if backend == "sqlite" else POSTGRES_URL
+    out = tmp_path / "month"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--month", "--events", "3000",
+         "--customers", "12", "--db", db, "--out", str(out), "--workers", "2"],
+        cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((out / "month.json").read_text())
+    month = report["month"]
+    assert list(month["stages"]) == ["ingest", "draft", "finalize", "render", "render_again"]
+    assert report["params"]["accounting_matches"]
+    assert month["counts"]["invoices"] == 12 and month["counts"]["rendered"] == 12
+    assert month["counts"]["rendered_again"] == 0
+    assert sum(s["share"] for s in month["stages"].values()) == pytest.approx(1.0)
+    assert month["wall_seconds"] > 0 and month["peak_rss_mb"] > 0
+    assert "| render |" in (out / "month.md").read_text()
