@@ -97,6 +97,25 @@ def _predicate(sql: JsonSql, meter: Meter) -> str:
     return f"({name} AND {sql.filter(meter.filter)})" if meter.filter else f"({name})"
 
 
+def distinct_apart(dialect: str) -> bool:
+    """PostgreSQL counts distinct values in a statement of their own: a COUNT(DISTINCT)
+    in the main GROUP BY would keep the whole aggregation from running in parallel."""
+    return dialect == "postgresql"
+
+
+def _distinct_counts(conn: Connection, meter: Meter, windows: Sequence[Window]
+                     ) -> dict[str, Decimal]:
+    """Per window: how many distinct values of the property the matching events hold
+    (DISTINCT, then a plain count: both steps can run in parallel)."""
+    params = Params()
+    sql = json_sql(conn.dialect.name, params)
+    prop = meter.over_property or ""
+    query = (f"SELECT window_key, COUNT(*) AS q FROM (SELECT DISTINCT w.k AS window_key, "
+             f"{sql.raw(prop)} AS v {_scope(sql, windows, [meter])} "
+             f"AND {_predicate(sql, meter)} AND {sql.is_present(prop)}) d GROUP BY window_key")
+    return {key: Decimal(int(q)) for key, q in conn.execute(text(query), params.values)}
+
+
 def _aggregate_columns(sql: JsonSql, index: int, meter: Meter) -> list[str]:
     """SELECT columns for one meter: q{i} quantity, n{i} matched, m{i} missing, x{i} NaN."""
     match = _predicate(sql, meter)
@@ -110,7 +129,7 @@ def _aggregate_columns(sql: JsonSql, index: int, meter: Meter) -> list[str]:
                 "min": sql.min_function}[agg]
         columns.append(f"{func}({sql.number(prop)}) FILTER "
                        f"(WHERE {match} AND {sql.is_number(prop)}) AS q{index}")
-    elif agg == "unique_count":
+    elif agg == "unique_count" and not distinct_apart(sql.dialect):
         columns.append(f"COUNT(DISTINCT {sql.raw(prop)}) FILTER "
                        f"(WHERE {match} AND {sql.is_present(prop)}) AS q{index}")
     if agg != "count":
@@ -167,9 +186,13 @@ def measure(conn: Connection, meters: Mapping[str, Meter], windows: Sequence[Win
             continue
         chosen = [meters[k] for k in meter_keys]
         rows = _grouped(conn, chosen, members)
+        apart = ("last", "weighted_sum",
+                 *(("unique_count",) if distinct_apart(conn.dialect.name) else ()))
         special = {m.key: (_last_values(conn, m, members) if m.aggregation == "last"
+                           else _distinct_counts(conn, m, members)
+                           if m.aggregation == "unique_count"
                            else _weighted_sums(conn, m, members))
-                   for m in chosen if m.aggregation in ("last", "weighted_sum")}
+                   for m in chosen if m.aggregation in apart}
         for window in members:
             row = rows.get(window.key, {})
             usage = result[window.key]

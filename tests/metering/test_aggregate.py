@@ -229,8 +229,9 @@ def test_integers_and_decimals_combine(engine, tmp_path):
 
 
 def test_events_stay_in_the_database(engine, tmp_path):
-    """Aggregation returns one row per subscription (plus one per `last` value), however
-    many events there are: no event is pulled into Python."""
+    """Aggregation returns one row per subscription (plus one per `last` value, and on
+    PostgreSQL one per distinct count, which runs apart), however many events there are:
+    no event is pulled into Python."""
     from sqlalchemy import event as sa_event
 
     meters = [meter("n", "count"), meter("s", "sum", "v"), meter("m", "max", "v"),
@@ -250,4 +251,5 @@ def test_events_stay_in_the_database(engine, tmp_path):
     finally:
         sa_event.remove(engine, "after_cursor_execute", count_rows)
     assert got["n"].quantity == 2000 and got["u"].quantity == 7
-    assert fetched and sum(fetched) <= 2, fetched
+    assert fetched and sum(fetched) <= 3, fetched
+    assert all(rows <= 1 for rows in fetched), fetched
