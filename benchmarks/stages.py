@@ -101,7 +101,8 @@ def bulk_load(engine: Engine, paths: list[Path]) -> int:
             with cursor.copy(f"COPY {BULK_TABLE} FROM STDIN") as copy:
                 for row in _bulk_rows(paths):
                     copy.write_row(row)
-        else:
+        else:   # one transaction (the driver would commit every row)
+            cursor.execute("BEGIN")
             cursor.executemany(f"INSERT INTO {BULK_TABLE} VALUES (?, ?, ?, ?, ?)",
                                _bulk_rows(paths))
         raw.commit()
@@ -180,7 +181,8 @@ def same_schema_load(engine: Engine, paths: list[Path]) -> int:
                 with cursor.copy(f"COPY {FLOOR_TABLE} ({columns}) FROM STDIN") as copy:
                     for row in chunk:
                         copy.write_row(row)
-            else:
+            else:   # one transaction per chunk (the driver would commit every row)
+                cursor.execute("BEGIN")
                 cursor.executemany(f"INSERT INTO {FLOOR_TABLE} ({columns}) VALUES "
                                    f"(?, ?, ?, ?, ?, ?, ?, ?)", chunk)
             raw.commit()
