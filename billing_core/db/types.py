@@ -54,6 +54,12 @@ _CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",
                               allow_nan=False)
 
 
+def dumps_plain(value: list[Any] | dict[str, Any]) -> str:
+    """dumps_exact of a list, or a dict with str keys, of plain values only (str, int,
+    bool, None), known to be so by the caller: the same text, without the checks."""
+    return _CANONICAL.encode(value)
+
+
 def dumps_exact(value: Any) -> str:
     """Canonical JSON (sorted keys, no spaces) with Decimals as exact JSON numbers.
 

@@ -143,7 +143,8 @@ def _json_record(source: str, location: str, text: str) -> RawRecord:
         return RawRecord(source, location, text,
                          error=(Reason.NOT_AN_OBJECT,
                                 f"expected a JSON object, got {type(value).__name__}"))
-    return RawRecord(source, location, text, candidate=value)
+    return RawRecord(source, location, text, candidate=value,
+                     clean="\\u" not in text and "\x00" not in text)
 
 
 # --- JSON batch --------------------------------------------------------------------------

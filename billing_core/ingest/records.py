@@ -41,6 +41,9 @@ class RawRecord:
     raw: str
     candidate: dict[str, Any] | None = None
     error: tuple[str, str] | None = None
+    # The candidate was parsed from `raw` as JSON text holding no \u escape and no NUL:
+    # none of its strings can hold a lone surrogate or a NUL, so they need no such check.
+    clean: bool = False
 
 
 @dataclass(slots=True)

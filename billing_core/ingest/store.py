@@ -59,7 +59,7 @@ def classify(records: list[RawRecord], customers: set[str] | frozenset[str],
             continue
         assert record.candidate is not None  # a record without an error has a candidate
         try:
-            event = validate(record.candidate, customers, ingested_at)
+            event = validate(record.candidate, customers, ingested_at, record.clean)
         except Rejected as exc:
             outcomes[i] = Outcome("rejected", exc.reason, exc.detail)
             continue

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from billing_core.db.types import dumps_exact
+from billing_core.db.types import dumps_exact, dumps_plain
 from billing_core.ingest.records import Reason, ValidEvent
 from billing_core.limits import (
     MAX_ID_LENGTH,
@@ -21,6 +21,7 @@ from billing_core.limits import (
     MAX_METADATA_STRING,
     MAX_TIMESTAMP,
     MIN_TIMESTAMP,
+    QUANTITY_INTEGER_DIGITS,
     quantity_problem,
 )
 
@@ -81,7 +82,7 @@ def parse_timestamp(value: Any) -> datetime:
     return parsed
 
 
-def _identifier(candidate: dict[str, Any], field: str) -> str:
+def _identifier(candidate: dict[str, Any], field: str, clean: bool = False) -> str:
     value = candidate.get(field)
     if value is None or value == "":
         raise Rejected(Reason.MISSING_FIELD, f"missing required field {field!r}")
@@ -89,14 +90,21 @@ def _identifier(candidate: dict[str, Any], field: str) -> str:
         raise Rejected(Reason.INVALID_FIELD,
                        f"{field} must be a string, got {type(value).__name__} "
                        f"{str(value)[:40]!r}")
-    _check_text(value, field)
+    if not clean:
+        _check_text(value, field)
     if len(value) > MAX_ID_LENGTH or not value.isprintable():
         raise Rejected(Reason.INVALID_FIELD,
                        f"{field} must be printable text of at most {MAX_ID_LENGTH} characters")
     return value
 
 
-def _number(key: str, item: int | Decimal) -> None:
+QUANTITY_INT_BOUND = 10 ** QUANTITY_INTEGER_DIGITS
+
+
+def _number(name: str, item: int | Decimal) -> None:
+    if type(item) is int and -QUANTITY_INT_BOUND < item < QUANTITY_INT_BOUND:
+        return                   # a whole number of at most 20 digits always fits
+    key = _shown(name)
     number = item if isinstance(item, Decimal) else Decimal(item)
     if not number.is_finite():
         raise Rejected(Reason.INVALID_METADATA, f"metadata.{key} is not a finite number: {item}")
@@ -106,63 +114,78 @@ def _number(key: str, item: int | Decimal) -> None:
         raise Rejected(Reason.OUT_OF_RANGE, f"metadata.{key} {why}: {shown}")
 
 
-def _metadata(value: Any) -> dict[str, Any]:
+PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+
+
+def _shown(key: str) -> str:
+    return key if key.isprintable() else repr(key)
+
+
+def _metadata(value: Any, clean: bool = False) -> tuple[dict[str, Any], bool]:
+    """The checked metadata, and whether every value is a plain str, int, bool or null
+    (then the C encoder writes its canonical JSON)."""
     if value is None:
-        return {}
+        return {}, True
     if not isinstance(value, dict):
         raise Rejected(Reason.INVALID_METADATA,
                        f"metadata must be an object, got {type(value).__name__}")
     if len(value) > MAX_METADATA_KEYS:
         raise Rejected(Reason.TOO_LARGE,
                        f"metadata has {len(value)} keys (at most {MAX_METADATA_KEYS})")
+    plain = type(value) is dict
     for key, item in value.items():
         if not isinstance(key, str):
             raise Rejected(Reason.INVALID_METADATA, f"metadata key {key!r} is not a string")
-        _check_text(key, "metadata key")
-        shown = key if key.isprintable() else repr(key)
+        if not clean:
+            _check_text(key, "metadata key")
         if len(key) > MAX_METADATA_KEY_LENGTH:
             raise Rejected(Reason.TOO_LARGE, f"metadata key of {len(key)} characters "
                                              f"(at most {MAX_METADATA_KEY_LENGTH})")
-        if item is None or isinstance(item, bool):
+        kind = type(item)
+        if kind not in PLAIN_TYPES or type(key) is not str:
+            plain = False
+        if item is None or kind is bool or isinstance(item, bool):
             continue
         if isinstance(item, str):
-            _check_text(item, f"metadata.{shown}")
+            if not clean:
+                _check_text(item, f"metadata.{_shown(key)}")
             if len(item) > MAX_METADATA_STRING:
                 raise Rejected(Reason.TOO_LARGE,
-                               f"metadata.{shown} is {len(item)} characters long (at most "
-                               f"{MAX_METADATA_STRING})")
+                               f"metadata.{_shown(key)} is {len(item)} characters long (at "
+                               f"most {MAX_METADATA_STRING})")
             continue
         if isinstance(item, int | Decimal):
-            _number(shown, item)
+            _number(key, item)
             continue
         raise Rejected(Reason.INVALID_METADATA,
-                       f"metadata.{shown} must be a string, number, boolean or null, "
+                       f"metadata.{_shown(key)} must be a string, number, boolean or null, "
                        f"got {type(item).__name__}")
-    return value
+    return value, plain
 
 
 def validate(candidate: dict[str, Any], customers: set[str] | frozenset[str],
-             ingested_at: datetime) -> ValidEvent:
-    """Check one candidate event; raises Rejected with a reason code and a detail."""
+             ingested_at: datetime, clean: bool = False) -> ValidEvent:
+    """Check one candidate event; raises Rejected with a reason code and a detail.
+    `clean`: its strings are known to hold no lone surrogate and no NUL."""
     unknown = candidate.keys() - EVENT_FIELDS
     if unknown:
         names = ", ".join(sorted(repr(k)[:60] for k in unknown))
         raise Rejected(Reason.UNKNOWN_FIELD,
                        f"unknown field(s) {names}; an event has event_id, customer_id, "
                        f"event_name, timestamp, metadata")
-    event_id = _identifier(candidate, "event_id")
-    customer_id = _identifier(candidate, "customer_id")
-    event_name = _identifier(candidate, "event_name")
+    event_id = _identifier(candidate, "event_id", clean)
+    customer_id = _identifier(candidate, "customer_id", clean)
+    event_name = _identifier(candidate, "event_name", clean)
     raw_ts = candidate.get("timestamp")
     ts = ingested_at if raw_ts is None or raw_ts == "" else parse_timestamp(raw_ts)
-    metadata = _metadata(candidate.get("metadata"))
+    metadata, plain = _metadata(candidate.get("metadata"), clean)
     if customer_id not in customers:
         raise Rejected(Reason.UNKNOWN_CUSTOMER, f"customer {customer_id!r} is not in the catalog")
-    metadata_json = dumps_exact(metadata)
+    metadata_json = dumps_plain(metadata) if plain else dumps_exact(metadata)
     # The identity of the event as sent: a missing timestamp hashes as null, so re-sending
     # the same record later is a duplicate, not a conflict.
     ts_key = None if raw_ts is None or raw_ts == "" else ts.isoformat()
-    identity = dumps_exact([event_id, customer_id, event_name, ts_key]) + metadata_json
+    identity = dumps_plain([event_id, customer_id, event_name, ts_key]) + metadata_json
     payload_hash = hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
     return ValidEvent(event_id=event_id, customer_id=customer_id, event_name=event_name,
                       ts=ts, metadata=metadata, metadata_json=metadata_json,

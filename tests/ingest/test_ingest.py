@@ -253,3 +253,25 @@ def test_bad_bytes_and_nul_characters_reject_only_their_record(acme, tmp_path):
                                         ("line 3", "invalid_metadata"),
                                         ("line 4", "malformed_json"),
                                         ("line 5", "unknown_field")}
+
+
+def test_the_fast_path_for_clean_json_stores_exactly_what_the_checked_path_stores():
+    """Records read from JSON text without escapes skip the per-string surrogate and NUL
+    checks and take the C encoder: the event, its JSON and its hash are the same."""
+    from datetime import datetime
+    from decimal import Decimal
+
+    from billing_core.ingest.validate import validate
+
+    candidates = [
+        {"event_id": "e1", "customer_id": "c", "event_name": "n",
+         "timestamp": "2026-10-01T00:00:00+02:00",
+         "metadata": {"b": 1, "a": "x", "z": None, "t": True, "big": 10 ** 19}},
+        {"event_id": "e2", "customer_id": "c", "event_name": "n",
+         "metadata": {"v": Decimal("1.50"), "w": "é"}},
+        {"event_id": "e3", "customer_id": "c", "event_name": "n"},
+    ]
+    now = datetime(2026, 11, 1)
+    for candidate in candidates:
+        assert validate(candidate, {"c"}, now, clean=True) == \
+            validate(candidate, {"c"}, now, clean=False)

@@ -39,3 +39,4 @@ def test_ingest_reports_every_chunk(engine, issue_catalog, tmp_path):
     ingest_paths(SqlUnitOfWork(engine), [path], CLOCK, chunk_size=10,
                  progress=lambda p, a: seen.append((a.records, a.rejected)))
     assert seen == [(10, 0), (20, 0), (26, 1)]
+
