@@ -41,13 +41,9 @@ def message_id(reference: str, sequence: int, content_hash: str, sender: str) ->
     return f"<{reference}.{sequence}.{digest}@{domain}>"
 
 
-def build_message(doc: Document, *, sender_name: str, sender: str, reply_to: str | None,
-                  to: list[str], cc: list[str], subject_line: str, message_id_value: str,
-                  pdf: bytes, xml: bytes | None, when: Any) -> EmailMessage:
-    """The message, ready to send."""
-    env = email_environment()
-    name = TEMPLATE[doc.document_type]
-    context = _context(doc)
+def _headed(subject_line: str, sender_name: str, sender: str, reply_to: str | None,
+            to: list[str], cc: list[str], message_id_value: str, when: Any) -> EmailMessage:
+    """A new message with its headers set."""
     message = EmailMessage(policy=POLICY)
     message["Subject"] = subject_line
     message["From"] = formataddr((sender_name, sender))
@@ -58,6 +54,18 @@ def build_message(doc: Document, *, sender_name: str, sender: str, reply_to: str
         message["Cc"] = ", ".join(cc)
     message["Message-ID"] = message_id_value
     message["Date"] = format_datetime(when)
+    return message
+
+
+def build_message(doc: Document, *, sender_name: str, sender: str, reply_to: str | None,
+                  to: list[str], cc: list[str], subject_line: str, message_id_value: str,
+                  pdf: bytes, xml: bytes | None, when: Any) -> EmailMessage:
+    """The message, ready to send."""
+    env = email_environment()
+    name = TEMPLATE[doc.document_type]
+    context = _context(doc)
+    message = _headed(subject_line, sender_name, sender, reply_to, to, cc, message_id_value,
+                      when)
     message.set_content(env.get_template(f"{name}.txt").render(**context))
     message.add_alternative(env.get_template(f"{name}.html").render(**context), subtype="html")
     message.add_attachment(pdf, maintype="application", subtype="pdf",
@@ -75,15 +83,7 @@ def build_alert_message(alert: dict[str, Any], *, locale: str, customer_name: st
     """A usage alert's e-mail (plain text, from templates/email/alert.txt)."""
     text = email_environment().get_template("alert.txt").render(
         alert=alert, locale=locale, customer_name=customer_name, seller=sender_name)
-    message = EmailMessage(policy=POLICY)
-    message["Subject"] = subject_line
-    message["From"] = formataddr((sender_name, sender))
-    if reply_to and reply_to != sender:
-        message["Reply-To"] = reply_to
-    message["To"] = ", ".join(to)
-    if cc:
-        message["Cc"] = ", ".join(cc)
-    message["Message-ID"] = message_id_value
-    message["Date"] = format_datetime(when)
+    message = _headed(subject_line, sender_name, sender, reply_to, to, cc, message_id_value,
+                      when)
     message.set_content(text)
     return message
