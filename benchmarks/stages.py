@@ -70,8 +70,8 @@ class StageResult:
 
 # --- ingest -----------------------------------------------------------------------------
 
-def _bulk_rows(paths: list[Path]) -> Iterator[tuple[Any, ...]]:
-    """Every line that parses as a JSON object, as a row; no other checks."""
+def _json_objects(paths: list[Path]) -> Iterator[tuple[Path, str, dict[str, Any]]]:
+    """(file, line, object) for every line that parses as a JSON object; no other checks."""
     for path in paths:
         with open(path, encoding="utf-8") as handle:
             for line in handle:
@@ -80,9 +80,14 @@ def _bulk_rows(paths: list[Path]) -> Iterator[tuple[Any, ...]]:
                 except ValueError:
                     continue
                 if isinstance(event, dict):
-                    yield (event.get("event_id"), event.get("customer_id"),
-                           event.get("event_name"), event.get("timestamp"),
-                           json.dumps(event.get("metadata")))
+                    yield path, line, event
+
+
+def _bulk_rows(paths: list[Path]) -> Iterator[tuple[Any, ...]]:
+    """Every line that parses as a JSON object, as a row; no other checks."""
+    for _, _, event in _json_objects(paths):
+        yield (event.get("event_id"), event.get("customer_id"), event.get("event_name"),
+               event.get("timestamp"), json.dumps(event.get("metadata")))
 
 
 def bulk_load(engine: Engine, paths: list[Path]) -> int:
@@ -125,24 +130,18 @@ def _floor_rows(paths: list[Path], now: str) -> Iterator[tuple[Any, ...]]:
     import hashlib
 
     seen: set[str] = set()
-    for path in paths:
-        source = str(path.resolve())
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if not isinstance(event, dict) or not isinstance(event.get("event_id"), str):
-                    continue
-                event_id = event["event_id"]
-                if event_id in seen:
-                    continue
-                seen.add(event_id)
-                yield (event_id, event.get("customer_id"), event.get("event_name"),
-                       str(event.get("timestamp", now)).replace("T", " ").rstrip("Z"),
-                       json.dumps(event.get("metadata")),
-                       hashlib.md5(line.encode()).hexdigest(), now, source)
+    sources: dict[Path, str] = {}
+    for path, line, event in _json_objects(paths):
+        event_id = event.get("event_id")
+        if not isinstance(event_id, str) or event_id in seen:
+            continue
+        seen.add(event_id)
+        if path not in sources:
+            sources[path] = str(path.resolve())
+        yield (event_id, event.get("customer_id"), event.get("event_name"),
+               str(event.get("timestamp", now)).replace("T", " ").rstrip("Z"),
+               json.dumps(event.get("metadata")), hashlib.md5(line.encode()).hexdigest(),
+               now, sources[path])
 
 
 def _floor_table(engine: Engine) -> None:

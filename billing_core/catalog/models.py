@@ -8,7 +8,7 @@ between sections (a charge's meter, a subscription's customer) are checked in
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
@@ -201,6 +201,16 @@ class Charge(Model):
         return PerUnitPrice(unit_price=self.price_per_unit)
 
 
+def _one_per_meter(items: Sequence[Any], field: str, what: str) -> None:
+    """Refuse a second item (charge, entitlement) for the same meter, naming both."""
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item.meter in seen:
+            raise problem(f"{field}[{i}].meter", f"duplicate {what} for meter {item.meter!r} "
+                                                 f"(first at {field}[{seen[item.meter]}])")
+        seen[item.meter] = i
+
+
 class Product(Model):
     """A plan. Several entries may share a key with different `effective_from` dates:
     the version in effect on a cycle's first day prices the whole cycle."""
@@ -219,13 +229,7 @@ class Product(Model):
 
     @model_validator(mode="after")
     def _one_charge_per_meter(self) -> Product:
-        seen: dict[str, int] = {}
-        for i, charge in enumerate(self.charges):
-            if charge.meter in seen:
-                raise problem(f"charges[{i}].meter",
-                              f"duplicate charge for meter {charge.meter!r} "
-                              f"(first at charges[{seen[charge.meter]}])")
-            seen[charge.meter] = i
+        _one_per_meter(self.charges, "charges", "charge")
         return self
 
     @property
@@ -333,17 +337,12 @@ class Subscription(Model):
     def _end_after_start(self) -> Subscription:
         if self.end is not None and self.end <= self.start:
             raise problem("end", f"must be after start {self.start.isoformat()}")
-        seen: dict[str, int] = {}
-        for i, entitlement in enumerate(self.entitlements):
-            if entitlement.meter in seen:
-                raise problem(f"entitlements[{i}].meter",
-                              f"duplicate entitlement for meter {entitlement.meter!r} (first "
-                              f"at entitlements[{seen[entitlement.meter]}])")
-            seen[entitlement.meter] = i
         return self
 
-    def entitlement(self, meter: str) -> Entitlement | None:
-        return next((e for e in self.entitlements if e.meter == meter), None)
+    @model_validator(mode="after")
+    def _one_entitlement_per_meter(self) -> Subscription:
+        _one_per_meter(self.entitlements, "entitlements", "entitlement")
+        return self
 
 
 # --- taxes -----------------------------------------------------------------------------

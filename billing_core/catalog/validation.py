@@ -376,18 +376,13 @@ def check_references(sections: dict[str, list[tuple[str, Any]]], problems: Probl
                              f"product {sub.product!r} has no charge for meter "
                              f"{entitlement.meter!r}: an entitlement draws from a charged "
                              f"meter's usage")
-        for i, credit in enumerate(sub.credits):
-            for j, target in enumerate(credit.applies_to):
-                if target != BASE_FEE and target not in known and sub.product in charged:
-                    problems.add(f"{place}.credits[{i}].applies_to[{j}]",
-                                 f"product {sub.product!r} has no charge for meter "
-                                 f"{target!r} (use a charged meter's key, or base_fee)")
-        for i, discount in enumerate(sub.discounts):
-            for j, target in enumerate(discount.applies_to):
-                if target != BASE_FEE and target not in known and sub.product in charged:
-                    problems.add(f"{place}.discounts[{i}].applies_to[{j}]",
-                                 f"product {sub.product!r} has no charge for meter "
-                                 f"{target!r} (use a charged meter's key, or base_fee)")
+        for field, items in (("credits", sub.credits), ("discounts", sub.discounts)):
+            for i, item in enumerate(items):
+                for j, target in enumerate(item.applies_to):
+                    if target != BASE_FEE and target not in known and sub.product in charged:
+                        problems.add(f"{place}.{field}[{i}].applies_to[{j}]",
+                                     f"product {sub.product!r} has no charge for meter "
+                                     f"{target!r} (use a charged meter's key, or base_fee)")
 
 
 def check_alerts(sections: dict[str, list[tuple[str, Any]]], problems: Problems,

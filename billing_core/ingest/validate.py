@@ -144,7 +144,7 @@ def _metadata(value: Any, clean: bool = False) -> tuple[dict[str, Any], bool]:
         kind = type(item)
         if kind not in PLAIN_TYPES or type(key) is not str:
             plain = False
-        if item is None or kind is bool or isinstance(item, bool):
+        if item is None or isinstance(item, bool):
             continue
         if isinstance(item, str):
             if not clean:

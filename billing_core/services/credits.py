@@ -17,6 +17,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from billing_core.catalog.credits import MAX_PRIORITY
 from billing_core.catalog.models import BASE_FEE, Catalog, Subscription
 from billing_core.clock import Clock
 from billing_core.credits.entitlements import entitlement_cycle
@@ -31,7 +32,6 @@ from billing_core.services.catalog import current_catalog
 from billing_core.services.unit_of_work import SqlUnitOfWork
 
 ZERO = Decimal(0)
-MAX_PRIORITY = 100
 
 
 class CreditError(ValueError):

@@ -128,18 +128,6 @@ class CreditRepository:
             kinds[kind] = EXACT.add(kinds.get(kind, Decimal(0)), _decimal(amount))
         return found
 
-    def last_entitlement_periods(self, subscription_ids: Iterable[str], before: str
-                                 ) -> dict[tuple[str, str], str]:
-        """The latest cycle before `before` with a unit grant, per (subscription, meter)."""
-        subs = sorted(set(subscription_ids))
-        if not subs:
-            return {}
-        statement = (select(GRANT.c.subscription_id, GRANT.c.meter, func.max(GRANT.c.period))
-                     .where(GRANT.c.kind == "units", GRANT.c.subscription_id.in_(subs),
-                            GRANT.c.period < before)
-                     .group_by(GRANT.c.subscription_id, GRANT.c.meter))
-        return {(sub, meter): period for sub, meter, period in self.conn.execute(statement)}
-
     def expiring(self, customer_ids: Iterable[str], before: date) -> list[GrantWithBalance]:
         """Money grants of these customers whose last valid day is before `before` and
         that still hold something."""
