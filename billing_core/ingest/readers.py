@@ -131,20 +131,27 @@ def _jsonl_records(path: Path, source: str, position: _Position) -> Iterator[Raw
                                        f"not UTF-8: {exc.reason} at byte {exc.start}"))
                 continue
             if text.strip():  # blank lines are not records
-                yield _json_record(source, location, text)
+                yield RawRecord(source, location, text, parsed=False)
 
 
-def _json_record(source: str, location: str, text: str) -> RawRecord:
+def parse_line(record: RawRecord) -> None:
+    """Parse an unparsed JSON Lines record the exact way: fill in its candidate, or its
+    error (malformed, a key given twice, too deep, not an object...)."""
+    if record.parsed:
+        return
+    record.parsed = True
+    text = record.raw
     try:
         value = parse_json(text)
     except JsonProblem as exc:
-        return RawRecord(source, location, text, error=(exc.reason, exc.detail))
+        record.error = (exc.reason, exc.detail)
+        return
     if not isinstance(value, dict):
-        return RawRecord(source, location, text,
-                         error=(Reason.NOT_AN_OBJECT,
-                                f"expected a JSON object, got {type(value).__name__}"))
-    return RawRecord(source, location, text, candidate=value,
-                     clean="\\u" not in text and "\x00" not in text)
+        record.error = (Reason.NOT_AN_OBJECT,
+                        f"expected a JSON object, got {type(value).__name__}")
+        return
+    record.candidate = value
+    record.clean = "\\u" not in text and "\x00" not in text
 
 
 # --- JSON batch --------------------------------------------------------------------------

@@ -33,7 +33,8 @@ class RawRecord:
     """One input record: where it came from, its text, and its event-shaped candidate.
 
     `candidate` is None when the record could not even be parsed; `error` then holds
-    (reason, detail).
+    (reason, detail). A JSON Lines record arrives unparsed (`parsed` False): storage tries
+    the fast lane on its text first and parses it the exact way only when that declines.
     """
 
     source: str
@@ -44,6 +45,7 @@ class RawRecord:
     # The candidate was parsed from `raw` as JSON text holding no \u escape and no NUL:
     # none of its strings can hold a lone surrogate or a NUL, so they need no such check.
     clean: bool = False
+    parsed: bool = True
 
 
 @dataclass(slots=True)

@@ -17,6 +17,8 @@ from sqlalchemy import Connection
 
 from billing_core.db.types import dumps_exact, sqlite_datetime
 from billing_core.errors import describe
+from billing_core.ingest.fastlane import fast_event
+from billing_core.ingest.readers import parse_line
 from billing_core.ingest.records import Outcome, RawRecord, Reason, ValidEvent
 from billing_core.ingest.validate import Rejected, validate
 from billing_core.limits import MAX_RECORD_BYTES
@@ -54,19 +56,25 @@ def classify(records: list[RawRecord], customers: set[str] | frozenset[str],
     fresh: dict[str, ValidEvent] = {}
     holders: dict[str, list[int]] = {}
     for i, record in enumerate(records):
-        if record.error is not None:
-            outcomes[i] = Outcome("rejected", *record.error)
-            continue
-        assert record.candidate is not None  # a record without an error has a candidate
-        try:
-            event = validate(record.candidate, customers, ingested_at, record.clean)
-        except Rejected as exc:
-            outcomes[i] = Outcome("rejected", exc.reason, exc.detail)
-            continue
-        except Exception as exc:  # whatever one record does, it costs no other record
-            outcomes[i] = Outcome("rejected", Reason.INVALID_RECORD,
-                                  f"cannot be read as an event: {describe(exc)}")
-            continue
+        event = None
+        if not record.parsed:
+            event = fast_event(record.raw, customers, ingested_at)
+            if event is None:
+                parse_line(record)
+        if event is None:
+            if record.error is not None:
+                outcomes[i] = Outcome("rejected", *record.error)
+                continue
+            assert record.candidate is not None  # a record without an error has one
+            try:
+                event = validate(record.candidate, customers, ingested_at, record.clean)
+            except Rejected as exc:
+                outcomes[i] = Outcome("rejected", exc.reason, exc.detail)
+                continue
+            except Exception as exc:  # whatever one record does, it costs no other record
+                outcomes[i] = Outcome("rejected", Reason.INVALID_RECORD,
+                                      f"cannot be read as an event: {describe(exc)}")
+                continue
         first = fresh.get(event.event_id)
         if first is None:
             fresh[event.event_id] = event
@@ -121,13 +129,30 @@ class ConcurrentWrite(RuntimeError):
 
 def _insert_postgres(conn: Connection, events: list[ValidEvent], source: str,
                      ingested_at: datetime) -> set[str]:
+    """COPY straight into the event table (none of these ids was stored at the look-up);
+    if a concurrent writer stored one since, the COPY fails on the unique key, is rolled
+    back to its savepoint, and the chunk goes through a staging table instead."""
+    from sqlalchemy.exc import IntegrityError
+
+    columns = "event_id, customer_id, event_name, ts, metadata, payload_hash, ingested_at, source"
+    driver: Any = conn.connection.driver_connection
+    try:
+        with conn.begin_nested(), \
+                driver.cursor().copy(f"COPY event ({columns}) FROM STDIN") as copy:
+            for e in events:
+                copy.write_row((e.event_id, e.customer_id, e.event_name, e.ts,
+                                e.metadata_json, e.payload_hash, ingested_at, source))
+        return {e.event_id for e in events}
+    except IntegrityError:
+        pass
+    except Exception as exc:   # psycopg's own error, not wrapped by SQLAlchemy here
+        if getattr(exc, "sqlstate", None) != "23505":
+            raise
     conn.exec_driver_sql(
         "CREATE TEMP TABLE IF NOT EXISTS event_stage "
         "(LIKE event INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-    driver: Any = conn.connection.driver_connection
     cursor = driver.cursor()
-    with cursor.copy("COPY event_stage (event_id, customer_id, event_name, ts, metadata, "
-                     "payload_hash, ingested_at, source) FROM STDIN") as copy:
+    with cursor.copy(f"COPY event_stage ({columns}) FROM STDIN") as copy:
         for e in events:
             copy.write_row((e.event_id, e.customer_id, e.event_name, e.ts, e.metadata_json,
                             e.payload_hash, ingested_at, source))
@@ -201,6 +226,9 @@ def _replayable(outcome: Outcome) -> bool:
 def quarantine_rows(records: list[RawRecord], outcomes: list[Outcome],
                     now: datetime) -> list[dict[str, Any]]:
     """Quarantine rows for the rejected records of a chunk."""
+    for record, outcome in zip(records, outcomes, strict=True):
+        if outcome.status == "rejected" and _replayable(outcome):
+            parse_line(record)   # a record the fast lane took keeps its parsed form too
     return [
         {"source": storable(r.source), "location": r.location, "raw": storable(r.raw),
          "raw_hash": raw_hash(r.raw),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -69,8 +69,11 @@ def parse_timestamp(value: Any) -> datetime:
                        f"timestamp must be an ISO 8601 string, got {type(value).__name__} "
                        f"{str(value)[:40]!r}")
     try:
-        if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        offset = parsed.utcoffset()
+        if offset is not None:  # to UTC (an offset from ISO text is fixed: no DST rules)
+            parsed = parsed.replace(tzinfo=None)
+            if offset:
+                parsed -= offset
     except (OverflowError, ValueError):
         raise Rejected(Reason.OUT_OF_RANGE,
                        f"timestamp {str(value)[:40]!r} is outside the years that can be "

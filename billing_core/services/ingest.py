@@ -17,6 +17,7 @@ from billing_core.db.errors import is_transient
 from billing_core.db.models import AlertRow, QuarantineRow
 from billing_core.errors import describe
 from billing_core.failpoints import failpoint
+from billing_core.ingest.gc_pause import cycle_collector_paused
 from billing_core.ingest.paths import expand_paths
 from billing_core.ingest.readers import CHUNK_SIZE, UnreadableInput, parse_json, read_records
 from billing_core.ingest.records import Outcome, RawRecord
@@ -120,12 +121,13 @@ def ingest_file(uow: SqlUnitOfWork, path: Path, customers: set[str], clock: Cloc
     source = str(path.resolve())
     ingested_at = clock.now()
     try:
-        for chunk in read_records(path, chunk_size):
-            outcomes = _store_chunk(uow, chunk, customers, ingested_at, source)
-            failpoint("ingest.after_chunk")
-            accounting.count(outcomes)
-            if progress is not None:
-                progress(report.path, accounting)
+        with cycle_collector_paused():
+            for chunk in read_records(path, chunk_size):
+                outcomes = _store_chunk(uow, chunk, customers, ingested_at, source)
+                failpoint("ingest.after_chunk")
+                accounting.count(outcomes)
+                if progress is not None:
+                    progress(report.path, accounting)
     except UnreadableInput as exc:
         report.error = str(exc)
     return report
