@@ -222,6 +222,27 @@ def _ingest_progress() -> Iterator[Callable[[str, Any], None]]:
         yield update
 
 
+@contextmanager
+def _render_progress() -> Iterator[None]:
+    """On a terminal, a bar of the documents rendered so far by the flow run in this
+    process; elsewhere the flow's own log lines ("rendered X of N documents") suffice."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from billing_core.render.batch import watching_renders
+
+    with Progress("rendering documents", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("render", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+        with watching_renders(update):
+            yield
+
+
 @app.command("ingest")
 @handled
 def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders")],
@@ -345,7 +366,7 @@ def run(
     _check_run(customer, runner, workers, dask_address)
     from flows.billing import bill_cycle
 
-    with _flow_errors(f"billing run for {period}"):
+    with _flow_errors(f"billing run for {period}"), _render_progress():
         result = bill_cycle(period=period, customers=customer or None, out_dir=str(out),
                             runner=cast("Runner | None", runner), workers=workers,
                             dask_address=dask_address)
@@ -497,7 +518,7 @@ def invoices_finalize(
     check_finalizable(target, _clock(), catalog, force)
     from flows.finalize import finalize_invoices
 
-    with _flow_errors(f"finalizing {period}"):
+    with _flow_errors(f"finalizing {period}"), _render_progress():
         result = finalize_invoices(period=period, customers=customer or None, force=force,
                                    out_dir=str(out), runner=cast("Runner | None", runner),
                                    workers=workers, dask_address=dask_address)
@@ -588,14 +609,18 @@ def invoices_render(
 ) -> None:
     """Write any missing files of issued documents and changed drafts (issued documents
     render to the same bytes; a difference is reported)."""
-    from billing_core.render.batch import render_batch
+    from billing_core.render.batch import LoggedRenderProgress, render_in_steps
     from billing_core.services.rendering import render_documents
 
     if period:
         _period(period)
     with _uow().read() as uow:
         periods = [period] if period else sorted({r.period for r in uow.documents.listing()})
-    report = render_documents(_uow(), _clock(), out, render_batch, periods=periods)
+    progress = LoggedRenderProgress(lambda line: None if sys.stderr.isatty()
+                                    else typer.echo(line, err=True))
+    with _render_progress():
+        report = render_documents(_uow(), _clock(), out,
+                                  lambda jobs: render_in_steps(jobs, progress), periods=periods)
     typer.echo(f"rendered {report.rendered} document(s); {report.skipped} up to date")
     for number in report.differing:
         typer.echo(f"warning: {number}: re-rendered files differ from the issued ones (the "

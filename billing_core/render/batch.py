@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -110,9 +111,23 @@ def render_in_processes(jobs: Sequence[RenderJob], workers: int,
     return done
 
 
+_watchers: list[Callable[[int, int], None]] = []
+
+
+@contextmanager
+def watching_renders(watcher: Callable[[int, int], None]) -> Iterator[None]:
+    """Tell `watcher(done, total)` of every render progress reported in this process
+    while the block runs (a terminal's progress bar around a flow run)."""
+    _watchers.append(watcher)
+    try:
+        yield
+    finally:
+        _watchers.remove(watcher)
+
+
 class LoggedRenderProgress:
     """'rendered 150 of 10,000 documents (12.3/s)' through `emit`, at most every `every`
-    seconds, and once at the end."""
+    seconds, and once at the end; every report also goes to the watchers."""
 
     def __init__(self, emit: Callable[[str], None], every: float = 10.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -120,6 +135,8 @@ class LoggedRenderProgress:
         self.started = self.last = clock()
 
     def __call__(self, done: int, total: int) -> None:
+        for watcher in list(_watchers):
+            watcher(done, total)
         now = self.clock()
         if now - self.last >= self.every or done == total:
             self.last = now
