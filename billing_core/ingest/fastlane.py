@@ -1,12 +1,14 @@
 """The fast lane for one JSON Lines record: a compiled decode (msgspec) and the checks of
 `validate`, for the record that is plainly good.
 
-It either returns exactly the ValidEvent the slow lane (parse_json, then validate) would
-return for the same text, or None: then the slow lane reads the record and gives the
+It either returns exactly the ValidEvent the exact lane (parse_json, then validate) would
+return for the same text, or None: then the exact lane reads the record and gives the
 reason. It returns None for anything unusual — a backslash anywhere (escapes, lone
-surrogates), a key given twice, a value of another type, a value at or over a limit, an
-unknown customer, a timestamp it cannot parse, text the decoder refuses — so no rule of
-the slow lane is repeated here in a second form: only "plainly good" is decided here.
+surrogates, NUL), a key given twice, a value of another type, a value at or over a limit,
+an unknown customer, a timestamp it cannot parse, text the decoder refuses. Its checks use
+the same limits (billing_core.limits) and the same timestamp and number checks as
+`validate`, but it never words a rejection: reasons and details come from one place only.
+tests/ingest/test_fastlane.py holds the two lanes to the same result.
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ from msgspec import UNSET
 
 from billing_core.db.types import dumps_exact
 from billing_core.ingest.records import ValidEvent
-from billing_core.ingest.validate import QUANTITY_INT_BOUND, Rejected, _number, parse_timestamp
+from billing_core.ingest.validate import (
+    QUANTITY_INT_BOUND,
+    Rejected,
+    check_number,
+    parse_timestamp,
+)
 from billing_core.limits import (
     MAX_ID_LENGTH,
     MAX_METADATA_KEY_LENGTH,
@@ -67,7 +74,7 @@ def _metadata_strings(metadata: dict[str, Any]) -> tuple[int, bool] | None:
                 return None
         elif kind is Decimal:
             try:
-                _number(key, value)
+                check_number(key, value)
             except Rejected:
                 return None
             plain = False

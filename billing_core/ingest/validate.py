@@ -104,7 +104,8 @@ def _identifier(candidate: dict[str, Any], field: str, clean: bool = False) -> s
 QUANTITY_INT_BOUND = 10 ** QUANTITY_INTEGER_DIGITS
 
 
-def _number(name: str, item: int | Decimal) -> None:
+def check_number(name: str, item: int | Decimal) -> None:
+    """Raise Rejected unless metadata.<name> is a finite number within the quantity limits."""
     if type(item) is int and -QUANTITY_INT_BOUND < item < QUANTITY_INT_BOUND:
         return                   # a whole number of at most 20 digits always fits
     key = _shown(name)
@@ -158,7 +159,7 @@ def _metadata(value: Any, clean: bool = False) -> tuple[dict[str, Any], bool]:
                                f"most {MAX_METADATA_STRING})")
             continue
         if isinstance(item, int | Decimal):
-            _number(key, item)
+            check_number(key, item)
             continue
         raise Rejected(Reason.INVALID_METADATA,
                        f"metadata.{_shown(key)} must be a string, number, boolean or null, "
