@@ -58,7 +58,10 @@ def classify(records: list[RawRecord], customers: set[str] | frozenset[str],
     for i, record in enumerate(records):
         event = None
         if not record.parsed:
-            event = fast_event(record.raw, customers, ingested_at)
+            try:
+                event = fast_event(record.raw, customers, ingested_at)
+            except Exception:   # never expected; the exact lane then says what is wrong
+                event = None
             if event is None:
                 parse_line(record)
         if event is None:
