@@ -189,8 +189,15 @@ def validate(candidate: dict[str, Any], customers: set[str] | frozenset[str],
     # The identity of the event as sent: a missing timestamp hashes as null, so re-sending
     # the same record later is a duplicate, not a conflict.
     ts_key = None if raw_ts is None or raw_ts == "" else ts.isoformat()
-    identity = dumps_plain([event_id, customer_id, event_name, ts_key]) + metadata_json
-    payload_hash = hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
     return ValidEvent(event_id=event_id, customer_id=customer_id, event_name=event_name,
                       ts=ts, metadata=metadata, metadata_json=metadata_json,
-                      payload_hash=payload_hash)
+                      payload_hash=payload_hash(
+                          dumps_plain([event_id, customer_id, event_name, ts_key]),
+                          metadata_json))
+
+
+def payload_hash(fields_json: str, metadata_json: str) -> str:
+    """The hash of an event as sent: the canonical JSON list [event_id, customer_id,
+    event_name, timestamp or null] followed by the canonical metadata. The same hash is a
+    re-send (a duplicate); another hash under the same id is a conflict."""
+    return hashlib.blake2b((fields_json + metadata_json).encode(), digest_size=16).hexdigest()
