@@ -20,7 +20,6 @@ sum(value x (end - ts)) + initial x (end - start), over (end - start), in micros
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -111,20 +110,21 @@ def _distinct_counts(conn: Connection, meter: Meter, windows: Sequence[Window]
     sql = json_sql(conn.dialect.name, params)
     prop = meter.over_property or ""
     query = (f"SELECT window_key, COUNT(*) AS q FROM (SELECT DISTINCT w.k AS window_key, "
-             f"{sql.raw(prop)} AS v {_scope(sql, windows, [meter])} "
+             f"{sql.raw(prop)} AS v {_scope(conn, sql, windows, [meter])} "
              f"AND {_predicate(sql, meter)} AND {sql.is_present(prop)}) d GROUP BY window_key")
     return {key: Decimal(int(q)) for key, q in conn.execute(text(query), params.values)}
 
 
 def _aggregate_columns(sql: JsonSql, index: int, meter: Meter) -> list[str]:
-    """SELECT columns for one meter: q{i} quantity, n{i} matched, m{i} missing, x{i} NaN."""
+    """SELECT columns for one meter: n{i} matched, q{i} quantity (a `count` meter's is
+    n{i}), p{i} matched with the property present, c{i} matched with a number. The
+    skip counts follow from these: missing = n - p, not a number = p - c. Each column
+    repeats the meter's test, so there are as few as the usage needs."""
     match = _predicate(sql, meter)
     prop = meter.over_property or ""
     columns = [f"COUNT(*) FILTER (WHERE {match}) AS n{index}"]
     agg = meter.aggregation
-    if agg == "count":
-        columns.append(f"COUNT(*) FILTER (WHERE {match}) AS q{index}")
-    elif agg in ("sum", "max", "min", "avg"):
+    if agg in ("sum", "max", "min", "avg"):
         func = {"sum": sql.sum_function, "avg": sql.sum_function, "max": sql.max_function,
                 "min": sql.min_function}[agg]
         columns.append(f"{func}({sql.number(prop)}) FILTER "
@@ -133,37 +133,55 @@ def _aggregate_columns(sql: JsonSql, index: int, meter: Meter) -> list[str]:
         columns.append(f"COUNT(DISTINCT {sql.raw(prop)}) FILTER "
                        f"(WHERE {match} AND {sql.is_present(prop)}) AS q{index}")
     if agg != "count":
-        columns.append(f"COUNT(*) FILTER (WHERE {match} AND {sql.is_missing(prop)}) AS m{index}")
+        columns.append(f"COUNT(*) FILTER (WHERE {match} AND {sql.is_present(prop)}) "
+                       f"AS p{index}")
     if agg in NUMERIC_AGGREGATIONS:
-        columns.append(f"COUNT(*) FILTER (WHERE {match} AND {sql.is_present(prop)} "
-                       f"AND NOT {sql.is_number(prop)}) AS x{index}")
         columns.append(f"COUNT(*) FILTER (WHERE {match} AND {sql.is_number(prop)}) "
                        f"AS c{index}")
     return columns
 
 
-def _windows_source(sql: JsonSql, windows: Sequence[Window]) -> str:
+WINDOW_TABLE = "measure_window"
+
+
+def _windows_source(conn: Connection, sql: JsonSql, windows: Sequence[Window]) -> str:
     """A FROM item `w(k, c, s, e, f)` holding the windows (f: where a carried-over level
-    starts), from one JSON parameter."""
-    stamp = sqlite_datetime if sql.dialect == "sqlite" else datetime.isoformat
-    payload = json.dumps([[w.key, w.customer_id, stamp(w.start), stamp(w.end),
-                           stamp(min(w.carry_from or w.start, w.start))] for w in windows])
-    p = sql.params.add(payload)
+    starts). PostgreSQL: typed arrays, so the join reads plain columns with no cast per
+    row. SQLite: a temporary table of this connection, read in rowid order, so the
+    GROUP BY w.i that follows needs no sort."""
+    rows = [(w.key, w.customer_id, w.start, w.end, min(w.carry_from or w.start, w.start))
+            for w in windows]
     if sql.dialect == "postgresql":
-        return (f"(SELECT x->>0 AS k, x->>1 AS c, CAST(x->>2 AS timestamp) AS s, "
-                f"CAST(x->>3 AS timestamp) AS e, CAST(x->>4 AS timestamp) AS f "
-                f"FROM jsonb_array_elements(CAST({p} AS jsonb)) AS x) w")
-    return (f"(SELECT json_extract(value, '$[0]') AS k, json_extract(value, '$[1]') AS c, "
-            f"json_extract(value, '$[2]') AS s, json_extract(value, '$[3]') AS e, "
-            f"json_extract(value, '$[4]') AS f FROM json_each({p})) w")
+        keys, customers, starts, ends, firsts = (
+            sql.params.add(list(column)) for column in zip(*rows, strict=True))
+        return (f"unnest(CAST({keys} AS text[]), CAST({customers} AS text[]), "
+                f"CAST({starts} AS timestamp[]), CAST({ends} AS timestamp[]), "
+                f"CAST({firsts} AS timestamp[])) AS w(k, c, s, e, f)")
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.execute(f"CREATE TEMP TABLE IF NOT EXISTS {WINDOW_TABLE} (i INTEGER PRIMARY KEY, "
+                f"k TEXT NOT NULL, c TEXT NOT NULL, s TEXT NOT NULL, e TEXT NOT NULL, "
+                f"f TEXT NOT NULL)")
+    raw.execute(f"DELETE FROM {WINDOW_TABLE}")
+    raw.executemany(f"INSERT INTO {WINDOW_TABLE} (k, c, s, e, f) VALUES (?, ?, ?, ?, ?)",
+                    [(k, c, sqlite_datetime(s), sqlite_datetime(e), sqlite_datetime(f))
+                     for k, c, s, e, f in rows])
+    return f"temp.{WINDOW_TABLE} w"
 
 
-def _scope(sql: JsonSql, windows: Sequence[Window], meters: Sequence[Meter],
-           since: str = "w.s") -> str:
+def _scope(conn: Connection, sql: JsonSql, windows: Sequence[Window],
+           meters: Sequence[Meter], since: str = "w.s") -> str:
+    """FROM ... WHERE: each window's events of the meters' names (call it right before
+    running the query: on SQLite it fills the windows table)."""
     names = ", ".join(sql.params.add(n) for n in sorted({m.event_name for m in meters}))
-    return (f"FROM {_windows_source(sql, windows)} "
+    return (f"FROM {_windows_source(conn, sql, windows)} "
             f"JOIN event e ON e.customer_id = w.c AND e.ts >= {since} AND e.ts < w.e "
             f"WHERE e.event_name IN ({names})")
+
+
+def _group_key(sql: JsonSql) -> str:
+    """GROUP BY this for one row per window (SQLite: the table's order, no sort)."""
+    return "w.i" if sql.dialect == "sqlite" else "w.k"
 
 
 def _quantity(value: object) -> Decimal:
@@ -177,43 +195,65 @@ def _quantity(value: object) -> Decimal:
 def measure(conn: Connection, meters: Mapping[str, Meter], windows: Sequence[Window]) -> Usage:
     """Usage of each window's meters (every window gets every one of its meters, 0 when
     no event matched)."""
-    groups: dict[tuple[str, ...], list[Window]] = {}
-    for window in windows:
-        groups.setdefault(tuple(sorted(set(window.meters))), []).append(window)
     result: Usage = {w.key: {} for w in windows}
-    for meter_keys, members in groups.items():
-        if not meter_keys:
-            continue
+    for meter_keys, members in _statements(conn.dialect.name, windows):
         chosen = [meters[k] for k in meter_keys]
         rows = _grouped(conn, chosen, members)
         apart = ("last", "weighted_sum",
                  *(("unique_count",) if distinct_apart(conn.dialect.name) else ()))
-        special = {m.key: (_last_values(conn, m, members) if m.aggregation == "last"
-                           else _distinct_counts(conn, m, members)
-                           if m.aggregation == "unique_count"
-                           else _weighted_sums(conn, m, members))
-                   for m in chosen if m.aggregation in apart}
+        special = {}
+        for m in chosen:
+            if m.aggregation in apart:
+                having = [w for w in members if m.key in w.meters]
+                special[m.key] = (_last_values(conn, m, having) if m.aggregation == "last"
+                                  else _distinct_counts(conn, m, having)
+                                  if m.aggregation == "unique_count"
+                                  else _weighted_sums(conn, m, having))
         for window in members:
             row = rows.get(window.key, {})
             usage = result[window.key]
             for i, meter in enumerate(chosen):
+                if meter.key not in window.meters:
+                    continue
                 if meter.key in special:
                     quantity = special[meter.key].get(window.key, Decimal(0))
                 elif meter.aggregation == "avg":
                     count = int(row.get(f"c{i}") or 0)
                     quantity = _rounded(_quantity(row.get(f"q{i}")), count) if count \
                         else Decimal(0)
+                elif meter.aggregation == "count":
+                    quantity = Decimal(int(row.get(f"n{i}") or 0))
                 else:
                     quantity = _quantity(row.get(f"q{i}"))
                 matched = int(row.get(f"n{i}") or 0)
+                present = int(row.get(f"p{i}") or 0) if meter.aggregation != "count" \
+                    else matched
+                numbers = int(row.get(f"c{i}") or 0)
+                numeric = meter.aggregation in NUMERIC_AGGREGATIONS
                 usage[meter.key] = MeterUsage(
                     meter=meter.key, quantity=quantity, matched_events=matched,
-                    skipped_missing=int(row.get(f"m{i}") or 0),
-                    skipped_not_number=int(row.get(f"x{i}") or 0),
-                    counted_events=int(row.get(f"c{i}") or 0)
-                    if meter.aggregation in NUMERIC_AGGREGATIONS else matched)
+                    skipped_missing=matched - present,
+                    skipped_not_number=present - numbers if numeric else 0,
+                    counted_events=numbers if numeric else matched)
     _measure_allowances(conn, meters, windows, result)
     return result
+
+
+def _statements(dialect: str, windows: Sequence[Window]
+                ) -> list[tuple[tuple[str, ...], list[Window]]]:
+    """Which windows share one GROUP BY, over which meters. SQLite reads each window's
+    events through the index, so windows are grouped by their set of meters and no row
+    computes a meter its window lacks. PostgreSQL reads the period in one (parallel)
+    scan per statement, so one statement over every meter costs less than one scan per
+    set of meters."""
+    groups: dict[tuple[str, ...], list[Window]] = {}
+    for window in windows:
+        if window.meters:
+            groups.setdefault(tuple(sorted(set(window.meters))), []).append(window)
+    if dialect == "postgresql" and len(groups) > 1:
+        every = tuple(sorted({k for keys in groups for k in keys}))
+        return [(every, [w for w in windows if w.meters])]
+    return list(groups.items())
 
 
 def _rounded(numerator: Decimal, denominator: int | Decimal) -> Decimal:
@@ -282,8 +322,8 @@ def _grouped(conn: Connection, meters: Sequence[Meter], windows: Sequence[Window
     params = Params()
     sql = json_sql(conn.dialect.name, params)
     columns = [c for i, m in enumerate(meters) for c in _aggregate_columns(sql, i, m)]
-    query = (f"SELECT w.k AS window_key, {', '.join(columns)} {_scope(sql, windows, meters)} "
-             f"GROUP BY w.k")
+    query = (f"SELECT w.k AS window_key, {', '.join(columns)} "
+             f"{_scope(conn, sql, windows, meters)} GROUP BY {_group_key(sql)}")
     return {row["window_key"]: dict(row)
             for row in conn.execute(text(query), params.values).mappings()}
 
@@ -300,7 +340,7 @@ def _allowance_values(conn: Connection, meter: Meter, allowance: Allowance,
     value = sql.number(prop)
     inner = (f"SELECT w.k AS window_key, {value} AS v, ROW_NUMBER() OVER ({order}) AS rn, "
              f"{running}({value}) OVER ({order} ROWS UNBOUNDED PRECEDING) AS running "
-             f"{_scope(sql, windows, [meter])} "
+             f"{_scope(conn, sql, windows, [meter])} "
              f"AND {_predicate(sql, meter)} AND {sql.is_number(prop)}")
     within = f"rn <= {int(allowance.events)}" if allowance.events > 0 else "1 = 1"
     below = "1 = 1"
@@ -329,9 +369,9 @@ def _weighted_sums(conn: Connection, meter: Meter, windows: Sequence[Window]
     query = (f"SELECT w.k AS window_key, "
              f"{sql.sum_function}(CASE WHEN e.ts >= w.s THEN {weight} END) AS integral, "
              f"{sql.sum_function}(CASE WHEN e.ts < w.s THEN {value} END) AS initial "
-             f"{_scope(sql, windows, [meter], since)} "
+             f"{_scope(conn, sql, windows, [meter], since)} "
              f"AND {_predicate(sql, meter)} AND {sql.is_number(meter.over_property or '')} "
-             f"GROUP BY w.k")
+             f"GROUP BY {_group_key(sql)}")
     found = {key: (_quantity(integral), _quantity(initial))
              for key, integral, initial in conn.execute(text(query), params.values)}
     result = {}
@@ -358,6 +398,6 @@ def _last_values(conn: Connection, meter: Meter, windows: Sequence[Window]
     query = (f"SELECT window_key, value FROM ("
              f"SELECT w.k AS window_key, {sql.number(prop)} AS value, "
              f"ROW_NUMBER() OVER (PARTITION BY w.k ORDER BY e.ts DESC, e.event_id DESC) AS rn "
-             f"{_scope(sql, windows, [meter])} "
+             f"{_scope(conn, sql, windows, [meter])} "
              f"AND {_predicate(sql, meter)} AND {sql.is_number(prop)}) ranked WHERE rn = 1")
     return {key: _quantity(value) for key, value in conn.execute(text(query), params.values)}

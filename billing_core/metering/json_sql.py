@@ -76,11 +76,11 @@ class JsonSql:
         types = ", ".join(f"'{t}'" for t in self.number_types)
         return f"{self.typeof(key)} IN ({types})"
 
-    def is_present(self, key: str) -> str:
-        return f"({self.typeof(key)} IS NOT NULL AND {self.typeof(key)} <> 'null')"
+    def is_present(self, key: str) -> str:  # one type look-up; never NULL
+        return f"(COALESCE({self.typeof(key)}, 'null') <> 'null')"
 
     def is_missing(self, key: str) -> str:
-        return f"({self.typeof(key)} IS NULL OR {self.typeof(key)} = 'null')"
+        return f"(COALESCE({self.typeof(key)}, 'null') = 'null')"
 
     def is_string(self, key: str) -> str:
         return f"{self.typeof(key)} = '{self.string_type}'"
