@@ -8,8 +8,12 @@ dozen work items per run, not one per document.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import multiprocessing
+import os
+import signal
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -71,6 +75,26 @@ def render_batch(jobs: Sequence[RenderJob]) -> list[Rendered]:
     return done
 
 
+def end_with_parent(parent: int) -> None:
+    """Make this process end when `parent` does, however it ends (kill -9 included), so
+    no orphaned worker keeps rendering a batch nobody will collect. Linux asks the
+    kernel (PR_SET_PDEATHSIG); a parent already gone by then ends the worker at once."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def start_worker(parent: int) -> None:
+    """A pool worker's first step: tie its life to the parent's, build its renderer."""
+    end_with_parent(parent)
+    process_renderer()
+
+
 def split_batches(items: Sequence[T], workers: int, max_batch: int = MAX_BATCH) -> list[list[T]]:
     """Contiguous batches: about four per worker (so a slow batch does not leave a worker
     idle at the end), never more than `max_batch` items, never empty."""
@@ -103,7 +127,7 @@ def render_in_processes(jobs: Sequence[RenderJob], workers: int,
     context = multiprocessing.get_context("spawn")
     done: list[Rendered] = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=process_renderer) as pool:
+                             initializer=start_worker, initargs=(os.getpid(),)) as pool:
         for batch in pool.map(render_batch, batches):
             done.extend(batch)
             if progress is not None:

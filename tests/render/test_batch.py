@@ -58,3 +58,41 @@ def test_render_progress_is_told_after_every_batch_and_logged_at_the_end():
     progress(120, 120)         # the end: always a line
     assert lines == ["rendered 100 of 120 documents (5.0/s)",
                      "rendered 120 of 120 documents (5.7/s)"]
+
+
+@pytest.mark.slow
+def test_pool_workers_end_when_their_parent_is_killed(issue_catalog, tmp_path):
+    """kill -9 of the process that owns the pool: its workers do not go on rendering."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    (tmp_path / "jobs.json").write_text(json.dumps(
+        [[j.document_id, j.content, j.base] for j in jobs(issue_catalog, tmp_path, 400)]))
+    script = (
+        "import json, sys\n"
+        "from billing_core.render.batch import RenderJob, render_in_processes\n"
+        "items = json.load(open(sys.argv[1]))\n"
+        "render_in_processes([RenderJob(*i) for i in items], workers=2)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "jobs.json")])
+    try:
+        deadline = time.monotonic() + 120
+        workers: list[psutil.Process] = []
+        while time.monotonic() < deadline:   # wait until both workers are rendering
+            workers = [c for c in psutil.Process(parent.pid).children()
+                       if "spawn_main" in " ".join(c.cmdline())]
+            if len(workers) == 2 and any(tmp_path.rglob("*.pdf")):
+                break
+            time.sleep(0.2)
+        assert len(workers) == 2, f"the pool never started ({parent.poll()})"
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=30)
+        _, alive = psutil.wait_procs(workers, timeout=30)
+        assert not alive, f"orphaned workers still running: {[p.pid for p in alive]}"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
