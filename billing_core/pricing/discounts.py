@@ -48,6 +48,12 @@ def discount_lines(discounts: list[tuple[Discount, int]], lines: list[Line], cur
         if line.kind in DISCOUNTABLE:
             key = _target(line)
             remaining[key] = EXACT.add(remaining.get(key, ZERO), line.amount)
+    # What the discountable lines still amount to after the discounts issued so far, in
+    # rounded money: each discount is rounded half-up on its own, so without this cap a
+    # half cent rounded up twice could take an invoice below zero.
+    unspent = ZERO
+    for amount_left in remaining.values():
+        unspent = EXACT.add(unspent, amount_left)
     result = []
     for discount, number in discounts:
         if not active(discount, number):
@@ -78,8 +84,10 @@ def discount_lines(discounts: list[tuple[Discount, int]], lines: list[Line], cur
                 if take > 0:
                     allocation[key] = text(take)
             rule = {"amount_off": text(discount.amount_off)}
+        amount = min(amount, unspent)
         if amount <= 0:
             continue
+        unspent = EXACT.subtract(unspent, amount)
         detail = {**rule, "duration": discount.duration, "cycle": number,
                   "applies_to": list(discount.applies_to) or None, "base": text(base),
                   "allocation": allocation}

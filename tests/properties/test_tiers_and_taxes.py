@@ -130,3 +130,11 @@ def test_tax_per_line_is_within_half_a_minor_unit_of_exact(amount, rates, mode, 
             amount * rate / (100 + sum(rates))
         assert abs(tax.amount - exact) <= half(currency)
         assert tax.amount == round_money(tax.amount, currency)
+
+
+def test_two_discounts_rounding_half_cents_up_stop_at_zero():
+    """50 % of 0.01 rounds up to 0.01; an amount off after it finds nothing left."""
+    taken = discount_lines([(Discount(percent_off=Decimal(50), duration="forever"), 1),
+                            (Discount(amount_off=Decimal("1.00"), duration="forever"), 1)],
+                           _lines([Decimal("0.01")]), "USD", "2026-10")
+    assert [d.amount for d in taken] == [Decimal("-0.01")]
