@@ -157,6 +157,43 @@ class _DecimalRunningSum(_DecimalSum):
         return self.finalize()
 
 
+_NUMBER_TYPES = frozenset(("integer", "real"))
+
+
+class _MeterStats:
+    """SQLite aggregate: one meter's counts and exact value in a single pass, so the
+    meter's filter is evaluated once per event instead of once per count.
+    `meter_stats(op, json_type(metadata, path), metadata -> path) FILTER (WHERE match)`,
+    op 'sum' / 'max' / 'min' / 'none'; the result is the text "matched present numbers
+    value" (value '-' when no number was seen or op is 'none')."""
+
+    def __init__(self) -> None:
+        self.matched = self.present = self.numbers = 0
+        self.value: Decimal | None = None
+
+    def step(self, op: str, kind: str | None, raw: object) -> None:
+        self.matched += 1
+        if kind is None or kind == "null":
+            return
+        self.present += 1
+        if kind not in _NUMBER_TYPES:
+            return
+        self.numbers += 1
+        if op == "none":
+            return
+        number = _exact(raw)
+        if self.value is None:
+            self.value = number
+        elif op == "sum":
+            self.value = EXACT.add(self.value, number)
+        elif (number > self.value) if op == "max" else (number < self.value):
+            self.value = number
+
+    def finalize(self) -> str:
+        shown = "-" if self.value is None else format(self.value, "f")
+        return f"{self.matched} {self.present} {self.numbers} {shown}"
+
+
 def _decimal_mul(left: object, right: object) -> str | None:
     """SQLite function: the exact product of two decimal texts or integers."""
     if left is None or right is None:
@@ -194,6 +231,7 @@ def _register_functions(dbapi_connection: sqlite3.Connection) -> None:
     dbapi_connection.create_aggregate("decimal_sum", 1, _DecimalSum)  # type: ignore[arg-type]
     dbapi_connection.create_aggregate("decimal_max", 1, _DecimalMax)  # type: ignore[arg-type]
     dbapi_connection.create_aggregate("decimal_min", 1, _DecimalMin)  # type: ignore[arg-type]
+    dbapi_connection.create_aggregate("meter_stats", 3, _MeterStats)  # type: ignore[arg-type]
     dbapi_connection.create_window_function("decimal_running_sum", 1, _DecimalRunningSum)
     dbapi_connection.create_function("decimal_mul", 2, _decimal_mul, deterministic=True)
     dbapi_connection.create_function("epoch_us", 1, _epoch_us, deterministic=True)

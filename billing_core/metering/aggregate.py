@@ -119,11 +119,21 @@ def _aggregate_columns(sql: JsonSql, index: int, meter: Meter) -> list[str]:
     """SELECT columns for one meter: n{i} matched, q{i} quantity (a `count` meter's is
     n{i}), p{i} matched with the property present, c{i} matched with a number. The
     skip counts follow from these: missing = n - p, not a number = p - c. Each column
-    repeats the meter's test, so there are as few as the usage needs."""
+    repeats the meter's test, so there are as few as the usage needs; on SQLite n, p, c
+    and a numeric quantity are one `meter_stats` column s{i} (one test per event)."""
     match = _predicate(sql, meter)
     prop = meter.over_property or ""
-    columns = [f"COUNT(*) FILTER (WHERE {match}) AS n{index}"]
     agg = meter.aggregation
+    if sql.dialect == "sqlite" and agg != "count":
+        op = {"sum": "sum", "avg": "sum", "max": "max", "min": "min"}.get(agg, "none")
+        value = sql.raw(prop) if op != "none" else "NULL"
+        stats = [f"meter_stats('{op}', {sql.typeof(prop)}, {value}) FILTER (WHERE {match}) "
+                 f"AS s{index}"]
+        if agg == "unique_count":
+            stats.append(f"COUNT(DISTINCT {sql.raw(prop)}) FILTER "
+                         f"(WHERE {match} AND {sql.is_present(prop)}) AS q{index}")
+        return stats
+    columns = [f"COUNT(*) FILTER (WHERE {match}) AS n{index}"]
     if agg in ("sum", "max", "min", "avg"):
         func = {"sum": sql.sum_function, "avg": sql.sum_function, "max": sql.max_function,
                 "min": sql.min_function}[agg]
@@ -139,6 +149,22 @@ def _aggregate_columns(sql: JsonSql, index: int, meter: Meter) -> list[str]:
         columns.append(f"COUNT(*) FILTER (WHERE {match} AND {sql.is_number(prop)}) "
                        f"AS c{index}")
     return columns
+
+
+def _counts(row: Mapping[str, Any], index: int, meter: Meter
+            ) -> tuple[int, int, int, object]:
+    """(matched, present, numbers, quantity as the database gave it) of one meter."""
+    stats = row.get(f"s{index}")
+    if stats is not None:
+        found = str(stats).split(" ")
+        value = row.get(f"q{index}") if meter.aggregation == "unique_count" else \
+            None if found[3] == "-" else found[3]
+        return int(found[0]), int(found[1]), int(found[2]), value
+    matched = int(row.get(f"n{index}") or 0)
+    if meter.aggregation == "count":
+        return matched, matched, 0, matched
+    return (matched, int(row.get(f"p{index}") or 0), int(row.get(f"c{index}") or 0),
+            row.get(f"q{index}"))
 
 
 WINDOW_TABLE = "measure_window"
@@ -215,20 +241,13 @@ def measure(conn: Connection, meters: Mapping[str, Meter], windows: Sequence[Win
             for i, meter in enumerate(chosen):
                 if meter.key not in window.meters:
                     continue
+                matched, present, numbers, raw = _counts(row, i, meter)
                 if meter.key in special:
                     quantity = special[meter.key].get(window.key, Decimal(0))
                 elif meter.aggregation == "avg":
-                    count = int(row.get(f"c{i}") or 0)
-                    quantity = _rounded(_quantity(row.get(f"q{i}")), count) if count \
-                        else Decimal(0)
-                elif meter.aggregation == "count":
-                    quantity = Decimal(int(row.get(f"n{i}") or 0))
+                    quantity = _rounded(_quantity(raw), numbers) if numbers else Decimal(0)
                 else:
-                    quantity = _quantity(row.get(f"q{i}"))
-                matched = int(row.get(f"n{i}") or 0)
-                present = int(row.get(f"p{i}") or 0) if meter.aggregation != "count" \
-                    else matched
-                numbers = int(row.get(f"c{i}") or 0)
+                    quantity = _quantity(raw)
                 numeric = meter.aggregation in NUMERIC_AGGREGATIONS
                 usage[meter.key] = MeterUsage(
                     meter=meter.key, quantity=quantity, matched_events=matched,

@@ -154,6 +154,14 @@ class SqliteJson(JsonSql):
     def contains(self, key: str, value: str) -> str:
         return f"instr({self.string(key)}, {self.params.add(value)}) > 0"
 
+    def _equals(self, key: str, value: Any) -> str:
+        if isinstance(value, str):
+            # Metadata values are scalars (ingest refuses arrays and objects), and SQLite
+            # never finds a number or a boolean (integer) equal to a text: json_extract
+            # equals a text only when the value is that very JSON string.
+            return f"({self.string(key)} = {self.params.add(value)})"
+        return super()._equals(key, value)
+
     def timestamp(self, value: datetime) -> Any:
         return sqlite_datetime(value)
 
