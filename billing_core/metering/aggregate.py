@@ -2,15 +2,21 @@
 
 A window is one customer's half-open time range [start, end) under a caller's key: a
 subscription's billing cycle, a preview up to now, a day of `billing usage --by day`, a
-past cycle re-measured for late usage. The windows travel to the database as one JSON
-parameter; one GROUP BY per set of meters computes every count/sum/max/min/avg/
-unique_count meter of every window at once, each meter an aggregate with its own FILTER
-(WHERE event_name AND filter). `last` meters need an ordering, `weighted_sum` meters an
-integral over time, and a percentage price's free allowance a running total in event
-order: each takes one more query. Nothing is aggregated in Python: on SQLite the exact
-decimal sum, min, max, product and running sum are SQL functions registered on the
-connection. Python only divides: `avg` = exact sum / count and `weighted_sum` = exact
-integral / window length, each rounded half-up to 18 decimal places.
+past cycle re-measured for late usage. The windows travel to the database as typed
+arrays (PostgreSQL) or a temporary table (SQLite). One GROUP BY computes every count/sum/
+max/min/avg/unique_count meter of every window at once, with each meter's test (event
+name and filter) evaluated once per event:
+- SQLite, one statement per set of meters (each window's events are read through the
+  index): a `meter_stats` aggregate per meter gives its counts and exact value together;
+- PostgreSQL, one statement for all windows (one parallel scan): an inner query computes
+  each event's tests, types and numbers in the workers, the outer one counts and sums;
+  unique counts are a statement of their own, so the main one stays parallel.
+`last` meters need an ordering, `weighted_sum` meters an integral over time, and a
+percentage price's free allowance a running total in event order: each takes one more
+query. Nothing is aggregated in Python: on SQLite the exact decimal sum, min, max,
+product and running sum are SQL functions registered on the connection. Python only
+divides: `avg` = exact sum / count and `weighted_sum` = exact integral / window length,
+each rounded half-up to 18 decimal places.
 
 weighted_sum (Lago's definition): each event's value is a change of a level (+20 GB,
 -10 GB); the level (starting at 0, or with `carry_over` at the sum of the subscription's
@@ -115,45 +121,30 @@ def _distinct_counts(conn: Connection, meter: Meter, windows: Sequence[Window]
     return {key: Decimal(int(q)) for key, q in conn.execute(text(query), params.values)}
 
 
-def _aggregate_columns(sql: JsonSql, index: int, meter: Meter) -> list[str]:
-    """SELECT columns for one meter: n{i} matched, q{i} quantity (a `count` meter's is
-    n{i}), p{i} matched with the property present, c{i} matched with a number. The
-    skip counts follow from these: missing = n - p, not a number = p - c. Each column
-    repeats the meter's test, so there are as few as the usage needs; on SQLite n, p, c
-    and a numeric quantity are one `meter_stats` column s{i} (one test per event)."""
+def _sqlite_columns(sql: JsonSql, index: int, meter: Meter) -> list[str]:
+    """SQLite SELECT columns for one meter. A `count` meter: n{i}, its matched events.
+    Any other: s{i}, one `meter_stats` aggregate giving the matched events, those with
+    the property present, those with a number, and the exact sum/max/min, so the meter's
+    test runs once per event; a unique count adds q{i}, its COUNT(DISTINCT)."""
     match = _predicate(sql, meter)
     prop = meter.over_property or ""
     agg = meter.aggregation
-    if sql.dialect == "sqlite" and agg != "count":
-        op = {"sum": "sum", "avg": "sum", "max": "max", "min": "min"}.get(agg, "none")
-        value = sql.raw(prop) if op != "none" else "NULL"
-        stats = [f"meter_stats('{op}', {sql.typeof(prop)}, {value}) FILTER (WHERE {match}) "
-                 f"AS s{index}"]
-        if agg == "unique_count":
-            stats.append(f"COUNT(DISTINCT {sql.raw(prop)}) FILTER "
-                         f"(WHERE {match} AND {sql.is_present(prop)}) AS q{index}")
-        return stats
-    columns = [f"COUNT(*) FILTER (WHERE {match}) AS n{index}"]
-    if agg in ("sum", "max", "min", "avg"):
-        func = {"sum": sql.sum_function, "avg": sql.sum_function, "max": sql.max_function,
-                "min": sql.min_function}[agg]
-        columns.append(f"{func}({sql.number(prop)}) FILTER "
-                       f"(WHERE {match} AND {sql.is_number(prop)}) AS q{index}")
-    elif agg == "unique_count" and not distinct_apart(sql.dialect):
+    if agg == "count":
+        return [f"COUNT(*) FILTER (WHERE {match}) AS n{index}"]
+    op = {"sum": "sum", "avg": "sum", "max": "max", "min": "min"}.get(agg, "none")
+    value = sql.raw(prop) if op != "none" else "NULL"
+    columns = [f"meter_stats('{op}', {sql.typeof(prop)}, {value}) FILTER (WHERE {match}) "
+               f"AS s{index}"]
+    if agg == "unique_count":
         columns.append(f"COUNT(DISTINCT {sql.raw(prop)}) FILTER "
                        f"(WHERE {match} AND {sql.is_present(prop)}) AS q{index}")
-    if agg != "count":
-        columns.append(f"COUNT(*) FILTER (WHERE {match} AND {sql.is_present(prop)}) "
-                       f"AS p{index}")
-    if agg in NUMERIC_AGGREGATIONS:
-        columns.append(f"COUNT(*) FILTER (WHERE {match} AND {sql.is_number(prop)}) "
-                       f"AS c{index}")
     return columns
 
 
 def _counts(row: Mapping[str, Any], index: int, meter: Meter
             ) -> tuple[int, int, int, object]:
-    """(matched, present, numbers, quantity as the database gave it) of one meter."""
+    """(matched, present, numbers, quantity as the database gave it) of one meter. The
+    skip counts follow: missing = matched - present, not a number = present - numbers."""
     stats = row.get(f"s{index}")
     if stats is not None:
         found = str(stats).split(" ")
@@ -336,11 +327,58 @@ def measure_each(conn: Connection, meters: Mapping[str, Meter], windows: Sequenc
     return usage, failed
 
 
+def _grouped_in_workers(conn: Connection, sql: JsonSql, meters: Sequence[Meter],
+                        windows: Sequence[Window]) -> dict[str, dict[str, Any]]:
+    """PostgreSQL: each event's meter tests, property types and numbers are computed once,
+    in an inner query that the parallel workers run (OFFSET 0 keeps the planner from
+    folding it into the aggregates, which would repeat every test in every FILTER); the
+    outer GROUP BY only counts and sums plain columns: n{i}, q{i}, p{i}, c{i}, as
+    `_counts` reads them (unique counts are a statement of their own here)."""
+    inner = ["w.k AS k"]
+    outer: list[str] = []
+    types: dict[tuple[str, str], str] = {}
+    numbers: dict[tuple[str, str], str] = {}
+
+    def column(kind: dict[tuple[str, str], str], meter: Meter, prefix: str, value: str
+               ) -> str:
+        key = (meter.event_name, meter.over_property or "")
+        if key not in kind:
+            kind[key] = f"{prefix}{len(kind)}"
+            inner.append(f"CASE WHEN e.event_name = {sql.params.add(meter.event_name)} "
+                         f"THEN {value} END AS {kind[key]}")
+        return kind[key]
+
+    for i, meter in enumerate(meters):
+        inner.append(f"{_predicate(sql, meter)} AS m{i}")
+        outer.append(f"COUNT(*) FILTER (WHERE m{i}) AS n{i}")
+        agg, prop = meter.aggregation, meter.over_property or ""
+        if agg == "count":
+            continue
+        kind = column(types, meter, "t", sql.typeof(prop))
+        if agg in ("sum", "max", "min", "avg"):
+            value = column(numbers, meter, "v", sql.number(prop))
+            func = {"sum": "SUM", "avg": "SUM", "max": "MAX", "min": "MIN"}[agg]
+            outer.append(f"{func}({value}) FILTER (WHERE m{i}) AS q{i}")
+        outer.append(f"COUNT(*) FILTER (WHERE m{i} AND COALESCE({kind}, 'null') <> 'null') "
+                     f"AS p{i}")
+        if agg in NUMERIC_AGGREGATIONS:
+            listed = ", ".join(f"'{t}'" for t in sql.number_types)
+            outer.append(f"COUNT(*) FILTER (WHERE m{i} AND {kind} IN ({listed})) AS c{i}")
+    query = (f"SELECT k AS window_key, {', '.join(outer)} FROM (SELECT {', '.join(inner)} "
+             f"{_scope(conn, sql, windows, meters)} OFFSET 0) r GROUP BY k")
+    return {row["window_key"]: dict(row)
+            for row in conn.execute(text(query), sql.params.values).mappings()}
+
+
 def _grouped(conn: Connection, meters: Sequence[Meter], windows: Sequence[Window]
              ) -> dict[str, dict[str, Any]]:
+    """One row per window: each meter's counts and (but for `last`, `weighted_sum` and,
+    on PostgreSQL, `unique_count`) its quantity."""
     params = Params()
     sql = json_sql(conn.dialect.name, params)
-    columns = [c for i, m in enumerate(meters) for c in _aggregate_columns(sql, i, m)]
+    if sql.dialect != "sqlite":
+        return _grouped_in_workers(conn, sql, meters, windows)
+    columns = [c for i, m in enumerate(meters) for c in _sqlite_columns(sql, i, m)]
     query = (f"SELECT w.k AS window_key, {', '.join(columns)} "
              f"{_scope(conn, sql, windows, meters)} GROUP BY {_group_key(sql)}")
     return {row["window_key"]: dict(row)
