@@ -116,35 +116,6 @@ class _DecimalSum:
         return None if self.total is None else format(self.total, "f")
 
 
-class _DecimalMax:
-    """SQLite aggregate: exact maximum of JSON number texts."""
-
-    def __init__(self) -> None:
-        self.best: Decimal | None = None
-        self.text: str | None = None
-
-    def step(self, value: object) -> None:
-        if value is None:
-            return
-        number = _exact(value)
-        if self.best is None or number > self.best:
-            self.best, self.text = number, format(number, "f")
-
-    def finalize(self) -> str | None:
-        return self.text
-
-
-class _DecimalMin(_DecimalMax):
-    """SQLite aggregate: exact minimum of JSON number texts."""
-
-    def step(self, value: object) -> None:
-        if value is None:
-            return
-        number = _exact(value)
-        if self.best is None or number < self.best:
-            self.best, self.text = number, format(number, "f")
-
-
 class _DecimalRunningSum(_DecimalSum):
     """SQLite window function: the exact running sum (`OVER (... ROWS UNBOUNDED
     PRECEDING)`)."""
@@ -229,8 +200,6 @@ def _register_functions(dbapi_connection: sqlite3.Connection) -> None:
     dbapi_connection.isolation_level = None  # transactions are begun by _begin_sqlite
     dbapi_connection.create_function("decimal_cmp", 2, _decimal_cmp, deterministic=True)
     dbapi_connection.create_aggregate("decimal_sum", 1, _DecimalSum)  # type: ignore[arg-type]
-    dbapi_connection.create_aggregate("decimal_max", 1, _DecimalMax)  # type: ignore[arg-type]
-    dbapi_connection.create_aggregate("decimal_min", 1, _DecimalMin)  # type: ignore[arg-type]
     dbapi_connection.create_aggregate("meter_stats", 3, _MeterStats)  # type: ignore[arg-type]
     dbapi_connection.create_window_function("decimal_running_sum", 1, _DecimalRunningSum)
     dbapi_connection.create_function("decimal_mul", 2, _decimal_mul, deterministic=True)

@@ -13,10 +13,11 @@ name and filter) evaluated once per event:
   unique counts are a statement of their own, so the main one stays parallel.
 `last` meters need an ordering, `weighted_sum` meters an integral over time, and a
 percentage price's free allowance a running total in event order: each takes one more
-query. Nothing is aggregated in Python: on SQLite the exact decimal sum, min, max,
-product and running sum are SQL functions registered on the connection. Python only
-divides: `avg` = exact sum / count and `weighted_sum` = exact integral / window length,
-each rounded half-up to 18 decimal places.
+query. No event row is fetched into Python: on SQLite the exact decimal aggregates
+(`meter_stats`, `decimal_sum`, the running sum, the product) are functions registered on
+the connection, which SQLite calls as it scans. Python only divides: `avg` = exact sum /
+count and `weighted_sum` = exact integral / window length, each rounded half-up to 18
+decimal places.
 
 weighted_sum (Lago's definition): each event's value is a change of a level (+20 GB,
 -10 GB); the level (starting at 0, or with `carry_over` at the sum of the subscription's

@@ -39,8 +39,6 @@ class JsonSql:
     dialect: str
     number_types: tuple[str, ...]
     sum_function: str
-    max_function: str
-    min_function: str
     string_type: str
     boolean_types: tuple[str, ...]
 
@@ -123,9 +121,7 @@ class JsonSql:
 class SqliteJson(JsonSql):
     dialect = "sqlite"
     number_types = ("integer", "real")
-    sum_function = "decimal_sum"  # exact: SQLite's own SUM/MAX go through floats
-    max_function = "decimal_max"
-    min_function = "decimal_min"
+    sum_function = "decimal_sum"  # exact: SQLite's own SUM goes through floats
     string_type = "text"
     boolean_types = ("true", "false")
 
@@ -170,8 +166,6 @@ class PostgresJson(JsonSql):
     dialect = "postgresql"
     number_types = ("number",)
     sum_function = "SUM"
-    max_function = "MAX"
-    min_function = "MIN"
     string_type = "string"
     boolean_types = ("boolean",)
 

@@ -253,3 +253,19 @@ def test_events_stay_in_the_database(engine, tmp_path):
     assert got["n"].quantity == 2000 and got["u"].quantity == 7
     assert fetched and sum(fetched) <= 3, fetched
     assert all(rows <= 1 for rows in fetched), fetched
+
+
+def test_meter_stats_counts_and_folds_exactly():
+    """The SQLite aggregate behind numeric meters: counts by type, exact value."""
+    from billing_core.db.engine import _MeterStats
+
+    for op, expected in (("sum", "0.30000000000000000001"), ("max", "0.2"),
+                         ("min", "0"), ("none", "-")):
+        stats = _MeterStats()
+        for kind, raw in (("real", "0.1"), (None, None), ("null", None), ("text", '"x"'),
+                          ("real", "0.2"), ("integer", "0"),
+                          ("real", "0.00000000000000000001")):
+            stats.step(op, kind, raw)
+        matched, present, numbers, value = stats.finalize().split(" ")
+        assert (matched, present, numbers) == ("7", "5", "4")
+        assert value == expected
