@@ -27,7 +27,8 @@ sum(value x (end - ts)) + initial x (end - start), over (end - start), in micros
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -119,7 +120,8 @@ def _distinct_counts(conn: Connection, meter: Meter, windows: Sequence[Window]
     query = (f"SELECT window_key, COUNT(*) AS q FROM (SELECT DISTINCT w.k AS window_key, "
              f"{sql.raw(prop)} AS v {_scope(conn, sql, windows, [meter])} "
              f"AND {_predicate(sql, meter)} AND {sql.is_present(prop)}) d GROUP BY window_key")
-    return {key: Decimal(int(q)) for key, q in conn.execute(text(query), params.values)}
+    with _scanning(conn, windows):
+        return {key: Decimal(int(q)) for key, q in conn.execute(text(query), params.values)}
 
 
 def _sqlite_columns(sql: JsonSql, index: int, meter: Meter) -> list[str]:
@@ -367,8 +369,28 @@ def _grouped_in_workers(conn: Connection, sql: JsonSql, meters: Sequence[Meter],
             outer.append(f"COUNT(*) FILTER (WHERE m{i} AND {kind} IN ({listed})) AS c{i}")
     query = (f"SELECT k AS window_key, {', '.join(outer)} FROM (SELECT {', '.join(inner)} "
              f"{_scope(conn, sql, windows, meters)} OFFSET 0) r GROUP BY k")
-    return {row["window_key"]: dict(row)
-            for row in conn.execute(text(query), sql.params.values).mappings()}
+    with _scanning(conn, windows):
+        return {row["window_key"]: dict(row)
+                for row in conn.execute(text(query), sql.params.values).mappings()}
+
+
+SCAN_FROM_WINDOWS = 50
+
+
+@contextmanager
+def _scanning(conn: Connection, windows: Sequence[Window]) -> Iterator[None]:
+    """PostgreSQL, many windows (a period's draft): read the events with one parallel
+    scan and a hash join, not one index look-up per window. With fresh statistics the
+    planner prefers the look-ups, which read the heap in random order in one process (at
+    10M events and 10,000 windows, measured: 44.5 s against 18.2 s). A few windows (one
+    customer's preview) keep the planner's choice. The setting found is restored."""
+    if conn.dialect.name != "postgresql" or len(windows) < SCAN_FROM_WINDOWS:
+        yield
+        return
+    found = conn.exec_driver_sql("SELECT current_setting('enable_nestloop')").scalar_one()
+    conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
+    yield   # on an error, the rollback (to the savepoint) undoes the SET LOCAL itself
+    conn.execute(text("SELECT set_config('enable_nestloop', :v, true)"), {"v": found})
 
 
 def _grouped(conn: Connection, meters: Sequence[Meter], windows: Sequence[Window]

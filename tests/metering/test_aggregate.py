@@ -269,3 +269,38 @@ def test_meter_stats_counts_and_folds_exactly():
         matched, present, numbers, value = stats.finalize().split(" ")
         assert (matched, present, numbers) == ("7", "5", "4")
         assert value == expected
+
+
+def test_many_windows_scan_once_and_restore_the_planner_setting(engine):
+    """PostgreSQL: a period's many windows are read with a scan (no nested loop), and
+    the planner setting found before is back afterwards; SQLite is untouched."""
+    from datetime import datetime
+
+    from sqlalchemy import event
+    from sqlalchemy import text as sql_text
+
+    from billing_core.catalog.models import Meter
+    from billing_core.metering.aggregate import SCAN_FROM_WINDOWS, Window, measure
+
+    meter = Meter(key="calls", name="Calls", event_name="api.call", aggregation="count")
+    windows = [Window(f"w{i}", f"cus_{i}", datetime(2026, 10, 1), datetime(2026, 11, 1),
+                      ("calls",)) for i in range(SCAN_FROM_WINDOWS)]
+    with engine.connect() as conn, conn.begin():
+        if conn.dialect.name != "postgresql":
+            pytest.skip("the planner setting is PostgreSQL's")
+        seen = []
+
+        def watch(c, cursor, statement, parameters, context, executemany):
+            if "COUNT(" in statement:
+                cursor.execute("SELECT current_setting('enable_nestloop')")
+                seen.append(cursor.fetchone()[0])
+
+        event.listen(engine, "before_cursor_execute", watch)
+        try:
+            usage = measure(conn, {"calls": meter}, windows)
+        finally:
+            event.remove(engine, "before_cursor_execute", watch)
+        assert seen == ["off"]
+        assert all(u["calls"].quantity == 0 for u in usage.values())
+        assert conn.execute(sql_text("SELECT current_setting('enable_nestloop')")
+                            ).scalar_one() == "on"
