@@ -75,7 +75,7 @@ def discount_lines(discounts: list[tuple[Discount, int]], lines: list[Line], cur
             rule = {"percent_off": text(discount.percent_off)}
         else:
             assert discount.amount_off is not None
-            amount = round_money(min(base, discount.amount_off), currency)
+            amount = min(round_money(min(base, discount.amount_off), currency), unspent)
             left = amount
             for key in eligible:   # taken from the charges in invoice order
                 take = min(left, remaining[key])
@@ -84,7 +84,7 @@ def discount_lines(discounts: list[tuple[Discount, int]], lines: list[Line], cur
                 if take > 0:
                     allocation[key] = text(take)
             rule = {"amount_off": text(discount.amount_off)}
-        amount = min(amount, unspent)
+        amount = min(amount, unspent)   # the amount off was capped before it was allocated
         if amount <= 0:
             continue
         unspent = EXACT.subtract(unspent, amount)
