@@ -76,34 +76,58 @@ class DeliveryReport:
                 "held": self.held}
 
 
+@dataclass(frozen=True)
+class Issued:
+    """An issued document, as the outbox needs it."""
+
+    id: int
+    number: str
+    customer_id: str
+    document_hash: str
+    document: Document
+
+
 def queue_documents(uow: SqlUnitOfWork, catalog: Catalog, rows: Sequence[DocumentRow],
                     now: datetime, run_id: int | None = None, held: bool = False) -> int:
     """Queue one message per issued document, inside the caller's transaction (the one
     that issues them). Nothing when the catalog says `send_documents: false`."""
-    if not catalog.settings.send_documents:
-        return 0
-    seller = catalog.seller
-    queued = 0
+    issued = []
     for row in rows:
         assert row.id is not None and row.number is not None
-        doc = from_json(json.loads(row.content))
-        customers = {c.id: c for c in catalog.customers}
-        customer = customers.get(row.customer_id)
+        issued.append(Issued(row.id, row.number, row.customer_id, row.document_hash,
+                             from_json(json.loads(row.content))))
+    return queue_issued(uow, catalog, issued, now, run_id, held)
+
+
+def queue_issued(uow: SqlUnitOfWork, catalog: Catalog, issued: Sequence[Issued],
+                 now: datetime, run_id: int | None = None, held: bool = False) -> int:
+    """`queue_documents` for documents at hand (one batch of inserts)."""
+    if not catalog.settings.send_documents or not issued:
+        return 0
+    seller = catalog.seller
+    customers = {c.id: c for c in catalog.customers}
+    last = uow.outbox.last_sequences(item.id for item in issued)
+    messages = []
+    for item in issued:
+        doc = item.document
+        customer = customers.get(item.customer_id)
         to = list(customer.recipients()) if customer else [doc.customer.email]
         cc = [a for a in (customer.cc if customer else ()) if a not in to]
-        sequence = uow.outbox.last_sequence(row.id) + 1
-        uow.outbox.add({
-            "kind": "document", "document_id": row.id, "reference": row.number,
+        sequence = last.get(item.id, 0) + 1
+        last[item.id] = sequence
+        messages.append({
+            "kind": "document", "document_id": item.id, "reference": item.number,
             "sequence": sequence, "sender": seller.email, "reply_to": seller.reply_to or None,
             "recipients": {"to": to, "cc": cc, "sender_name": seller.name},
             "subject": subject(doc),
-            "message_id": message_id(row.number, sequence, row.document_hash, seller.email),
+            "message_id": message_id(item.number, sequence, item.document_hash,
+                                     seller.email),
             "status": "held" if held else "queued", "attempts": 0,
             "last_error": "waiting for approval" if held else None,
             "next_attempt_at": now, "created_at": now, "updated_at": now,
             "billing_run_id": run_id})
-        queued += 1
-    return queued
+    uow.outbox.add_many(messages)
+    return len(messages)
 
 
 def _document_bytes(row: DocumentRow) -> tuple[bytes, bytes | None]:

@@ -28,8 +28,7 @@ from billing_core.catalog.models import Catalog, Subscription
 from billing_core.clock import Clock
 from billing_core.credits.wallet import Wallet
 from billing_core.cycles import local_midnight, period_state
-from billing_core.db.models import DocumentRow
-from billing_core.db.repositories.documents import BilledKey
+from billing_core.db.repositories.documents import BilledKey, DocumentHead
 from billing_core.documents.model import (
     Document,
     document_hash,
@@ -62,6 +61,11 @@ from billing_core.services.credits import (
 from billing_core.services.unit_of_work import SqlUnitOfWork
 
 ISSUED = ("finalized", "paid", "void")
+
+
+PAGE = 500   # new drafts per batch of inserts
+USAGE_COLUMNS = ("customer", "draft", "period", "line", "meter", "events", "consumed", "free",
+                 "billable", "amount", "invoice_total", "currency")
 
 
 class PeriodNotStarted(ValueError):
@@ -111,8 +115,13 @@ class DraftResult:
     late: list[LateUsage] = field(default_factory=list)
     older_late: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
-    usage_rows: list[dict[str, Any]] = field(default_factory=list)
-    documents: list[Document] = field(default_factory=list)
+    usage_lines: list[tuple[Any, ...]] = field(default_factory=list)
+    documents: list[Document] = field(default_factory=list)   # store=False only
+
+    @property
+    def usage_rows(self) -> list[dict[str, Any]]:
+        """Per draft line: its customer, usage, free and billable units and amount."""
+        return [dict(zip(USAGE_COLUMNS, row, strict=True)) for row in self.usage_lines]
 
     @property
     def drafts(self) -> int:
@@ -146,9 +155,9 @@ def window(catalog: Catalog, sub: Subscription, period: BillingPeriod, key: str,
                   allowances=allowances(product))
 
 
-def _latest_issued(rows: list[DocumentRow]) -> dict[tuple[str, str], DocumentRow]:
+def _latest_issued(rows: list[DocumentHead]) -> dict[tuple[str, str], DocumentHead]:
     """The issued, not superseded invoice of each (subscription, period)."""
-    issued: dict[tuple[str, str], DocumentRow] = {}
+    issued: dict[tuple[str, str], DocumentHead] = {}
     for row in rows:
         if row.kind == "invoice" and row.status in ISSUED and row.superseded_by_id is None:
             key = (row.subscription_id, row.period)
@@ -157,15 +166,18 @@ def _latest_issued(rows: list[DocumentRow]) -> dict[tuple[str, str], DocumentRow
     return issued
 
 
-def _pending_elsewhere(drafts: list[DocumentRow], exclude_period: str
+def _pending_elsewhere(uow: SqlUnitOfWork, exclude_period: str
                        ) -> dict[tuple[str, str, str], Billed]:
     """Adjustments (quantity, events, amount) that drafts of other periods already
     carry."""
     pending: dict[tuple[str, str, str], Billed] = {}
-    for row in drafts:
-        if row.period == exclude_period or '"adjustment"' not in row.content:
+    others = [h for h in uow.documents.draft_heads() if h.period != exclude_period]
+    contents = uow.documents.contents(h.id for h in others)
+    for row in others:
+        content = contents[row.id]
+        if '"adjustment"' not in content:
             continue
-        for line in json.loads(row.content)["lines"]:
+        for line in json.loads(content)["lines"]:
             if line["kind"] == "adjustment":
                 key = (row.subscription_id, line["usage_period"], line["meter"])
                 events = int((line.get("detail") or {}).get("events", 0))
@@ -198,8 +210,8 @@ def draft_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
         lookback = [period.shift(-k) for k in range(settings.late_usage_lookback_periods + 1)]
         in_scope = [s for s in catalog.subscriptions
                     if chosen is None or s.customer in chosen]
-        rows = uow.documents.invoices([str(p) for p in lookback],
-                                      [s.id for s in in_scope] if chosen else None)
+        rows = uow.documents.invoice_heads([str(p) for p in lookback],
+                                           [s.id for s in in_scope] if chosen else None)
         issued = _latest_issued(rows)
         active = _active(catalog, period, chosen)
         to_draft = [s for s in active if (s.id, label) not in issued]
@@ -229,7 +241,7 @@ def draft_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
         billed = uow.billed.billed([s.id for s, _ in late_pairs],
                                    [str(p) for _, p in late_pairs])
         wallet_of = wallets(uow, catalog, [(s, period) for s in to_draft], now)
-        pending = _pending_elsewhere(uow.documents.drafts(), label)
+        pending = _pending_elsewhere(uow, label)
         previous = uow.runs.last_started(("draft", "finalize"), run_id)
         older = (uow.events.late_arrivals(previous.started_at, lookback[-1].start)
                  if previous is not None else [])
@@ -256,8 +268,8 @@ def draft_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
                           issued, result, until, entitled)
     failed |= failed_subs
     _apply_credits(plans, wallet_of)
-    result.documents = [plan.document for plan in plans]
     if not store:
+        result.documents = [plan.document for plan in plans]
         result.totals = {}
         for doc in result.documents:
             result.totals[doc.currency] = EXACT.add(result.totals.get(doc.currency,
@@ -299,7 +311,7 @@ def _apply_credits(plans: list[PlannedDraft], wallet_of: dict[str, Wallet]) -> N
 def _plan(catalog: Catalog, period: BillingPeriod, to_draft: list[Subscription],
           late_pairs: list[tuple[Subscription, BillingPeriod]], usage: Usage,
           billed: Any, pending: dict[tuple[str, str, str], Billed],
-          issued: dict[tuple[str, str], DocumentRow],
+          issued: dict[tuple[str, str], DocumentHead],
           result: DraftResult, until: datetime | None = None,
           entitled: Entitled | None = None) -> tuple[list[PlannedDraft], set[str]]:
     label = str(period)
@@ -412,7 +424,7 @@ def _store(uow: SqlUnitOfWork, clock: Clock, label: str, lookback: list[str],
     periods = sorted({label, *lookback, *(p.period for p in plans)})
     with uow:
         existing = {(r.subscription_id, r.period, r.generation): r
-                    for r in uow.documents.invoices(periods)}
+                    for r in uow.documents.invoice_heads(periods)}
         planned_keys = set()
         new_rows = []
         for plan in plans:
@@ -435,23 +447,26 @@ def _store(uow: SqlUnitOfWork, clock: Clock, label: str, lookback: list[str],
                     "document_hash": digest, "revision": 1, "content": content,
                     "billing_run_id": run_id, "created_at": now, "updated_at": now})
                 result.created += 1
+                if len(new_rows) >= PAGE:   # written as they come: memory stays flat
+                    uow.documents.add_many(new_rows)
+                    new_rows.clear()
             elif row.status != "draft":
                 continue  # issued meanwhile: an issued invoice never changes
             elif row.facts_hash == facts:
                 if row.document_hash != digest:  # only names or texts changed
-                    uow.documents.change(row.id or 0, content=content, document_hash=digest,
+                    uow.documents.change(row.id, content=content, document_hash=digest,
                                          updated_at=now)
                 result.unchanged += 1
             else:
                 uow.documents.change(
-                    row.id or 0, content=content, facts_hash=facts, document_hash=digest,
+                    row.id, content=content, facts_hash=facts, document_hash=digest,
                     subtotal=doc.subtotal, total=total, amount_due=doc.amount_due,
                     currency=doc.currency, revision=row.revision + 1, billing_run_id=run_id,
                     reissue_of_id=plan.reissue_of_id, updated_at=now)
                 result.updated += 1
         uow.documents.add_many(new_rows)
         stale = [r.id for key, r in existing.items()
-                 if r.status == "draft" and key not in planned_keys and r.id is not None
+                 if r.status == "draft" and key not in planned_keys
                  and (chosen is None or r.customer_id in chosen)
                  and r.subscription_id not in failed
                  and (r.period == label or r.reissue_of_id is not None)]
@@ -461,8 +476,8 @@ def _store(uow: SqlUnitOfWork, clock: Clock, label: str, lookback: list[str],
         uow.commit()
     with uow.read():
         refs = {p.document.draft_reference for p in plans}
-        result.document_ids = [r.id for r in uow.documents.drafts(periods)
-                               if r.draft_ref in refs and r.id is not None]
+        result.document_ids = [r.id for r in uow.documents.draft_heads(periods)
+                               if r.draft_ref in refs]
 
 
 def _usage_rows(plans: list[PlannedDraft], usage: Usage, result: DraftResult) -> None:
@@ -473,12 +488,10 @@ def _usage_rows(plans: list[PlannedDraft], usage: Usage, result: DraftResult) ->
             if line.meter is not None and line.kind == "usage":
                 meter_usage = usage.get(_key(doc.subscription_id, plan.period), {}).get(
                     line.meter)
-            result.usage_rows.append({
-                "customer": doc.customer_id, "draft": doc.draft_reference,
-                "period": plan.period, "line": line.kind,
-                "meter": line.meter or "(base fee)",
-                "events": meter_usage.matched_events if meter_usage else "",
-                "consumed": format(line.quantity, "f"), "free": format(line.free_units, "f"),
-                "billable": format(line.chargeable_units, "f"),
-                "amount": format(line.amount, "f"), "invoice_total": format(doc.total, "f"),
-                "currency": doc.currency})
+            result.usage_lines.append((
+                doc.customer_id, doc.draft_reference, plan.period, line.kind,
+                line.meter or "(base fee)",
+                meter_usage.matched_events if meter_usage else "",
+                format(line.quantity, "f"), format(line.free_units, "f"),
+                format(line.chargeable_units, "f"), format(line.amount, "f"),
+                format(doc.total, "f"), doc.currency))

@@ -21,7 +21,7 @@ from billing_core.catalog.models import Catalog
 from billing_core.clock import Clock
 from billing_core.credits.wallet import Wallet
 from billing_core.cycles import grace_ends, period_state
-from billing_core.db.models import DocumentRow
+from billing_core.db.repositories.documents import DocumentHead
 from billing_core.documents.credit_notes import credit_note_document
 from billing_core.documents.model import Document, from_json
 from billing_core.documents.numbering import format_number, series
@@ -32,10 +32,11 @@ from billing_core.services.catalog import current_catalog
 from billing_core.services.credits import (
     apply_on_issue,
     expire_lapsed,
+    load_wallets,
     prepare_issue,
     restore_for,
 )
-from billing_core.services.delivery import queue_documents
+from billing_core.services.delivery import Issued, queue_issued
 from billing_core.services.drafting import DraftResult, draft_period, serialize
 from billing_core.services.unit_of_work import SqlUnitOfWork
 
@@ -89,7 +90,10 @@ def billed_rows(document_id: int, subscription_id: str, doc: Document
             for line in doc.lines if line.meter is not None and line.usage_period]
 
 
-def _order(row: DocumentRow) -> tuple[str, str, str, int]:
+PAGE = 500   # documents issued per batch of updates (memory stays flat with the count)
+
+
+def _order(row: DocumentHead) -> tuple[str, str, str, int]:
     return (row.period, row.customer_id, row.subscription_id, row.generation)
 
 
@@ -107,7 +111,7 @@ def finalize_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
     label = str(period)
     chosen = set(customers) if customers else None
     with uow:
-        drafts = sorted((d for d in uow.documents.drafts(customers=chosen)
+        drafts = sorted((d for d in uow.documents.draft_heads(customers=chosen)
                          if d.kind == "invoice" and (d.period == label or (
                              d.reissue_of_id is not None and d.period <= label))),
                         key=_order)
@@ -117,43 +121,57 @@ def finalize_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
         subs = {s.id: s for s in catalog.subscriptions}
         prepare_issue(uow, catalog, [(subs[d.subscription_id], BillingPeriod.parse(d.period))
                                      for d in drafts if d.subscription_id in subs], now)
-        for row in replacing:   # what the replaced invoices took comes back first
-            original = uow.documents.get(row.reissue_of_id or 0)
+        for head in replacing:   # what the replaced invoices took comes back first
+            original = uow.documents.get(head.reissue_of_id or 0)
             assert original is not None and original.number is not None
             restore_for(uow, original, from_json(json.loads(original.content)).lines,
                         original.number, today, now, final=False)
         wallets: dict[str, Wallet] = {}
-        for row, sequence in zip(drafts, numbers, strict=True):
-            number = format_number(settings.invoice_number_format, today.year, sequence)
-            terms = catalog.payment_terms(row.customer_id)
-            doc = from_json(json.loads(row.content)).issued(
-                number, today, today + timedelta(days=terms))
-            assert row.id is not None
-            if row.subscription_id in subs:
-                doc = apply_on_issue(uow, subs[row.subscription_id], doc, row.id, now,
-                                     wallets)
-            content, facts, digest = serialize(doc)
-            paid = doc.amount_due == 0
-            uow.documents.change(
-                row.id, status="paid" if paid else "finalized", number=number,
-                series=series("invoice", today.year), sequence=sequence,
-                issue_date=today, due_date=doc.due_date, content=content, facts_hash=facts,
-                document_hash=digest, subtotal=doc.subtotal, total=doc.total,
-                amount_due=doc.amount_due, finalized_at=now, paid_at=now if paid else None,
-                paid_date=today if paid else None, file_hashes=None, rendered_key=None,
-                billing_run_id=run_id, updated_at=now)
-            uow.billed.record(billed_rows(row.id, row.subscription_id, doc))
-            result.invoices.append(number)
-            result.document_ids.append(row.id)
-            result.totals[doc.currency] = EXACT.add(result.totals.get(doc.currency,
-                                                                      Decimal(0)),
-                                                    doc.amount_due)
-            failpoint("finalize.after_invoice")
-        for row, sequence in zip(replacing, note_numbers, strict=True):
-            assert row.reissue_of_id is not None and row.id is not None
-            original = uow.documents.get(row.reissue_of_id)
+        load_wallets(uow, {d.customer_id for d in drafts if d.subscription_id in subs},
+                     wallets)
+        issued: list[Issued] = []
+        for start in range(0, len(drafts), PAGE):   # a page of documents in memory at once
+            page = list(zip(drafts[start:start + PAGE], numbers[start:start + PAGE],
+                            strict=True))
+            contents = uow.documents.contents(head.id for head, _ in page)
+            changes, billed = [], []
+            for head, sequence in page:
+                number = format_number(settings.invoice_number_format, today.year, sequence)
+                terms = catalog.payment_terms(head.customer_id)
+                doc = from_json(json.loads(contents.pop(head.id))).issued(
+                    number, today, today + timedelta(days=terms))
+                if head.subscription_id in subs:
+                    doc = apply_on_issue(uow, subs[head.subscription_id], doc, head.id, now,
+                                         wallets)
+                content, facts, digest = serialize(doc)
+                paid = doc.amount_due == 0
+                changes.append({
+                    "id": head.id, "status": "paid" if paid else "finalized",
+                    "number": number, "series": series("invoice", today.year),
+                    "sequence": sequence, "issue_date": today, "due_date": doc.due_date,
+                    "content": content, "facts_hash": facts, "document_hash": digest,
+                    "subtotal": doc.subtotal, "total": doc.total,
+                    "amount_due": doc.amount_due, "finalized_at": now,
+                    "paid_at": now if paid else None, "paid_date": today if paid else None,
+                    "file_hashes": None, "rendered_key": None, "billing_run_id": run_id,
+                    "updated_at": now})
+                billed += billed_rows(head.id, head.subscription_id, doc)
+                issued.append(Issued(head.id, number, head.customer_id, digest, doc))
+                result.invoices.append(number)
+                result.document_ids.append(head.id)
+                result.totals[doc.currency] = EXACT.add(
+                    result.totals.get(doc.currency, Decimal(0)), doc.amount_due)
+                failpoint("finalize.after_invoice")
+            uow.documents.change_many(changes)
+            uow.billed.record(billed)
+            result.queued += queue_issued(uow, catalog, issued, now, run_id,
+                                          held=settings.require_approval)
+            issued.clear()
+        for head, sequence in zip(replacing, note_numbers, strict=True):
+            assert head.reissue_of_id is not None
+            original = uow.documents.get(head.reissue_of_id)
             assert original is not None and original.number is not None
-            replacement = uow.documents.get(row.id)
+            replacement = uow.documents.get(head.id)
             assert replacement is not None
             number = format_number(settings.credit_note_number_format, today.year, sequence)
             note = credit_note_document(
@@ -172,17 +190,17 @@ def finalize_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
                 "billing_run_id": run_id, "finalized_at": now, "created_at": now,
                 "updated_at": now})
             status = "void" if original.status == "finalized" else original.status
-            uow.documents.change(original.id or 0, superseded_by_id=row.id, status=status,
+            uow.documents.change(original.id or 0, superseded_by_id=head.id, status=status,
                                  voided_at=now if status == "void" else original.voided_at,
                                  void_reason=(f"replaced by {replacement.number} (late usage)"
                                               if status == "void" else original.void_reason),
                                  updated_at=now)
             result.credit_notes.append(number)
             result.document_ids.append(note_id)
+            issued.append(Issued(note_id, number, original.customer_id, digest, note))
         expire_lapsed(uow, catalog, {d.customer_id for d in drafts}, period, now)
-        issued = uow.documents.by_ids(result.document_ids)
-        result.queued = queue_documents(uow, catalog, issued, now, run_id,
-                                        held=settings.require_approval)
+        result.queued += queue_issued(uow, catalog, issued, now, run_id,
+                                      held=settings.require_approval)
         failpoint("finalize.before_commit")
         uow.commit()
     failpoint("finalize.after_commit")

@@ -19,9 +19,11 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from billing_core.clock import Clock
 from billing_core.db.models import DocumentRow
+from billing_core.db.repositories.documents import DocumentHead
 from billing_core.failpoints import failpoint
 from billing_core.render.batch import Rendered, RenderJob
 from billing_core.render.files import SUFFIXES, document_paths, remove_leftovers
@@ -40,12 +42,12 @@ class RenderReport:
     failures: list[dict[str, str]] = field(default_factory=list)
 
 
-def draft_key(row: DocumentRow) -> str:
+def draft_key(row: DocumentRow | DocumentHead) -> str:
     return hashlib.sha256(f"{row.document_hash}:{templates_fingerprint()}".encode()
                           ).hexdigest()
 
 
-def document_base(out_dir: Path, row: DocumentRow) -> Path:
+def document_base(out_dir: Path, row: DocumentRow | DocumentHead) -> Path:
     folder = out_dir.resolve() / row.period
     if row.status == "draft":
         return folder / "drafts" / (row.draft_ref or f"draft-{row.id}")
@@ -60,28 +62,27 @@ def plan_renders(uow: SqlUnitOfWork, out_dir: Path, *, periods: Iterable[str] = 
                  document_ids: Iterable[int] = ()) -> tuple[list[RenderJob], int, set[str]]:
     """The render jobs needed, how many documents need none, and the periods seen."""
     with uow.read():
-        rows: dict[int, DocumentRow] = {}
-        for row in uow.documents.needing_files():
-            rows[row.id or 0] = row
+        rows: dict[int, DocumentHead] = {}
+        for row in uow.documents.needing_files_heads():
+            rows[row.id] = row
         for period in sorted(set(periods)):
-            for row in uow.documents.listing(period=period):
-                rows[row.id or 0] = row
-        ids = [i for i in document_ids if i not in rows]
-        for document_id in ids:
-            found = uow.documents.get(document_id)
-            if found is not None:
-                rows[document_id] = found
-    jobs, skipped = [], 0
-    for row in sorted(rows.values(), key=lambda r: (r.period, r.kind, r.id or 0)):
-        base = document_base(out_dir, row)
-        if row.status == "draft":
-            needed = row.rendered_key != draft_key(row) or _missing(base)
-        else:
-            needed = row.file_hashes is None or _missing(base)
-        if needed:
-            jobs.append(RenderJob(row.id or 0, row.content, str(base)))
-        else:
-            skipped += 1
+            for row in uow.documents.period_heads(period):
+                rows[row.id] = row
+        for row in uow.documents.heads(i for i in document_ids if i not in rows):
+            rows[row.id] = row
+        needed, skipped = [], 0
+        for row in sorted(rows.values(), key=lambda r: (r.period, r.kind, r.id)):
+            base = document_base(out_dir, row)
+            if row.status == "draft":
+                wanted = row.rendered_key != draft_key(row) or _missing(base)
+            else:
+                wanted = row.file_hashes is None or _missing(base)
+            if wanted:
+                needed.append((row.id, str(base)))
+            else:
+                skipped += 1
+        contents = uow.documents.contents(i for i, _ in needed)
+    jobs = [RenderJob(i, contents.pop(i), base) for i, base in needed]
     return jobs, skipped, {row.period for row in rows.values()}
 
 
@@ -89,8 +90,12 @@ def record_renders(uow: SqlUnitOfWork, clock: Clock, rendered: Sequence[Rendered
                    report: RenderReport) -> None:
     """Record the files' hashes (issued) or the render key (drafts)."""
     with uow:
+        heads = {h.id: h for h in uow.documents.heads(item.document_id for item in rendered)}
+        drafts: list[dict[str, Any]] = []
+        issued: list[dict[str, Any]] = []
+        now = clock.now()
         for item in rendered:
-            row = uow.documents.get(item.document_id)
+            row = heads.get(item.document_id)
             if row is None:
                 continue
             if item.error is not None:
@@ -100,13 +105,14 @@ def record_renders(uow: SqlUnitOfWork, clock: Clock, rendered: Sequence[Rendered
                     "reason": f"could not be rendered: {item.error}"})
                 continue
             if row.status == "draft":
-                uow.documents.change(item.document_id, rendered_key=draft_key(row))
+                drafts.append({"id": row.id, "rendered_key": draft_key(row)})
             elif row.file_hashes is None:
-                uow.documents.change(item.document_id, file_hashes=item.hashes,
-                                     files_dir=str(Path(item.base).parent),
-                                     updated_at=clock.now())
+                issued.append({"id": row.id, "file_hashes": item.hashes,
+                               "files_dir": str(Path(item.base).parent), "updated_at": now})
             elif row.file_hashes != item.hashes:
                 report.differing.append(row.number or str(row.id))
+        uow.documents.change_many(drafts)
+        uow.documents.change_many(issued)
         uow.commit()
 
 
@@ -121,7 +127,7 @@ def tidy_drafts(uow: SqlUnitOfWork, out_dir: Path, periods: Iterable[str]) -> in
         if not folder.is_dir():
             continue
         with uow.read():
-            current = {r.draft_ref for r in uow.documents.drafts([period])}
+            current = {r.draft_ref for r in uow.documents.draft_heads([period])}
         for path in folder.iterdir():
             if path.suffix.lstrip(".") in (*SUFFIXES, "xml") and path.stem not in current:
                 path.unlink(missing_ok=True)

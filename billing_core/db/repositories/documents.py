@@ -7,7 +7,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from billing_core.db.models import DocumentRow, table
@@ -20,8 +30,36 @@ BILLED: Table = table("billed_usage")
 ISSUED = ("finalized", "paid", "void", "issued")
 
 
+CHUNK = 5000   # ids per IN (...) list
+
+
 def _row(mapping: Any) -> DocumentRow:
     return DocumentRow.model_validate(dict(mapping))
+
+
+@dataclass(frozen=True)
+class DocumentHead:
+    """A document without its content: what listing, matching and ordering need."""
+
+    id: int
+    kind: str
+    status: str
+    draft_ref: str | None
+    number: str | None
+    subscription_id: str
+    customer_id: str
+    period: str
+    generation: int
+    reissue_of_id: int | None
+    superseded_by_id: int | None
+    facts_hash: str
+    document_hash: str
+    revision: int
+    file_hashes: dict[str, Any] | None
+    rendered_key: str | None
+
+
+HEAD = [DOCUMENT.c[name] for name in DocumentHead.__dataclass_fields__]
 
 
 class DocumentRepository:
@@ -41,9 +79,19 @@ class DocumentRepository:
     def by_ids(self, ids: Iterable[int]) -> list[DocumentRow]:
         wanted = sorted(set(ids))
         found: list[DocumentRow] = []
-        for start in range(0, len(wanted), 5000):
-            found += self._all(self._select().where(DOCUMENT.c.id.in_(wanted[start:start + 5000]))
+        for start in range(0, len(wanted), CHUNK):
+            found += self._all(self._select().where(DOCUMENT.c.id.in_(wanted[start:start + CHUNK]))
                                .order_by(DOCUMENT.c.id))
+        return found
+
+    def contents(self, ids: Iterable[int]) -> dict[int, str]:
+        """The stored JSON of these documents, by id."""
+        wanted = sorted(set(ids))
+        found: dict[int, str] = {}
+        for start in range(0, len(wanted), CHUNK):
+            found.update((int(i), c) for i, c in self.conn.execute(
+                select(DOCUMENT.c.id, DOCUMENT.c.content)
+                .where(DOCUMENT.c.id.in_(wanted[start:start + CHUNK]))))
         return found
 
     def by_reference(self, reference: str) -> DocumentRow | None:
@@ -55,21 +103,44 @@ class DocumentRepository:
     def invoices(self, periods: Iterable[str], subscription_ids: Iterable[str] | None = None
                  ) -> list[DocumentRow]:
         """Every invoice (all generations and statuses) of these periods."""
-        statement = self._select().where(DOCUMENT.c.kind == "invoice",
-                                          DOCUMENT.c.period.in_(sorted(set(periods))))
+        return self._all(self._invoices(self._select(), periods, subscription_ids))
+
+    def invoice_heads(self, periods: Iterable[str],
+                      subscription_ids: Iterable[str] | None = None) -> list[DocumentHead]:
+        """`invoices` without their content."""
+        return self._heads(self._invoices(select(*HEAD), periods, subscription_ids))
+
+    @staticmethod
+    def _invoices(statement: Any, periods: Iterable[str],
+                  subscription_ids: Iterable[str] | None) -> Any:
+        statement = statement.where(DOCUMENT.c.kind == "invoice",
+                                    DOCUMENT.c.period.in_(sorted(set(periods))))
         if subscription_ids is not None:
             statement = statement.where(DOCUMENT.c.subscription_id.in_(sorted(
                 set(subscription_ids))))
-        return self._all(statement.order_by(DOCUMENT.c.id))
+        return statement.order_by(DOCUMENT.c.id)
 
     def drafts(self, periods: Iterable[str] | None = None,
                customers: Iterable[str] | None = None) -> list[DocumentRow]:
-        statement = self._select().where(DOCUMENT.c.status == "draft")
+        return self._all(self._drafts(self._select(), periods, customers))
+
+    def draft_heads(self, periods: Iterable[str] | None = None,
+                    customers: Iterable[str] | None = None) -> list[DocumentHead]:
+        """`drafts` without their content."""
+        return self._heads(self._drafts(select(*HEAD), periods, customers))
+
+    def _heads(self, statement: Any) -> list[DocumentHead]:
+        return [DocumentHead(*row) for row in self.conn.execute(statement)]
+
+    @staticmethod
+    def _drafts(statement: Any, periods: Iterable[str] | None,
+                customers: Iterable[str] | None) -> Any:
+        statement = statement.where(DOCUMENT.c.status == "draft")
         if periods is not None:
             statement = statement.where(DOCUMENT.c.period.in_(sorted(set(periods))))
         if customers is not None:
             statement = statement.where(DOCUMENT.c.customer_id.in_(sorted(set(customers))))
-        return self._all(statement.order_by(DOCUMENT.c.period, DOCUMENT.c.id))
+        return statement.order_by(DOCUMENT.c.period, DOCUMENT.c.id)
 
     def credit_notes_for(self, document_id: int) -> list[DocumentRow]:
         return self._all(self._select().where(DOCUMENT.c.credited_document_id == document_id)
@@ -95,11 +166,33 @@ class DocumentRepository:
 
     def needing_files(self, documents: Iterable[int] | None = None) -> list[DocumentRow]:
         """Issued documents whose files were never recorded (a crash after finalization)."""
-        statement = self._select().where(DOCUMENT.c.status.in_(ISSUED),
-                                          DOCUMENT.c.file_hashes.is_(None))
+        return self._all(self._needing_files(self._select(), documents))
+
+    def needing_files_heads(self) -> list[DocumentHead]:
+        """`needing_files` without their content."""
+        return self._heads(self._needing_files(select(*HEAD), None))
+
+    @staticmethod
+    def _needing_files(statement: Any, documents: Iterable[int] | None) -> Any:
+        statement = statement.where(DOCUMENT.c.status.in_(ISSUED),
+                                    DOCUMENT.c.file_hashes.is_(None))
         if documents is not None:
             statement = statement.where(DOCUMENT.c.id.in_(list(documents)))
-        return self._all(statement.order_by(DOCUMENT.c.id))
+        return statement.order_by(DOCUMENT.c.id)
+
+    def period_heads(self, period: str) -> list[DocumentHead]:
+        """Every document of a period, without its content."""
+        return self._heads(select(*HEAD).where(DOCUMENT.c.period == period)
+                           .order_by(DOCUMENT.c.id))
+
+    def heads(self, ids: Iterable[int]) -> list[DocumentHead]:
+        """These documents without their content, in id order."""
+        wanted = sorted(set(ids))
+        found: list[DocumentHead] = []
+        for start in range(0, len(wanted), CHUNK):
+            found += self._heads(select(*HEAD).where(
+                DOCUMENT.c.id.in_(wanted[start:start + CHUNK])).order_by(DOCUMENT.c.id))
+        return found
 
     def add(self, values: dict[str, Any]) -> int:
         result = self.conn.execute(insert(DOCUMENT).values(**values)
@@ -112,6 +205,18 @@ class DocumentRepository:
 
     def change(self, document_id: int, **values: Any) -> None:
         self.conn.execute(update(DOCUMENT).where(DOCUMENT.c.id == document_id).values(**values))
+
+    def change_many(self, changes: list[dict[str, Any]]) -> None:
+        """One UPDATE per dict (each names the same columns, and the row's `id`), sent
+        as one batch."""
+        if not changes:
+            return
+        columns = [name for name in changes[0] if name != "id"]
+        statement = (update(DOCUMENT).where(DOCUMENT.c.id == bindparam("row_id"))
+                     .values({name: bindparam(f"new_{name}") for name in columns}))
+        self.conn.execute(statement, [
+            {"row_id": change["id"], **{f"new_{name}": change[name] for name in columns}}
+            for change in changes])
 
     def change_if(self, document_id: int, expected: str, **values: Any) -> bool:
         """Update only if the document's status is still `expected`; False if not."""

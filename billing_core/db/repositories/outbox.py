@@ -25,6 +25,10 @@ class OutboxRepository:
         return int(self.conn.execute(insert(OUTBOX).values(**values)
                                      .returning(OUTBOX.c.id)).scalar_one())
 
+    def add_many(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.conn.execute(insert(OUTBOX), rows)
+
     def get(self, message_id: int) -> OutboxRow | None:
         found = _rows(self.conn.execute(select(*OUTBOX.c).where(OUTBOX.c.id == message_id)))
         return found[0] if found else None
@@ -37,6 +41,17 @@ class OutboxRepository:
         value = self.conn.execute(select(func.max(OUTBOX.c.sequence))
                                   .where(OUTBOX.c.document_id == document_id)).scalar()
         return int(value or 0)
+
+    def last_sequences(self, document_ids: Iterable[int]) -> dict[int, int]:
+        """`last_sequence` of many documents (those with no message are left out)."""
+        wanted = sorted(set(document_ids))
+        found: dict[int, int] = {}
+        for start in range(0, len(wanted), 5000):
+            found.update((int(d), int(n)) for d, n in self.conn.execute(
+                select(OUTBOX.c.document_id, func.max(OUTBOX.c.sequence))
+                .where(OUTBOX.c.document_id.in_(wanted[start:start + 5000]))
+                .group_by(OUTBOX.c.document_id)))
+        return found
 
     def listing(self, status: str | None = None, reference: str | None = None,
                 limit: int | None = None) -> list[OutboxRow]:
