@@ -16,6 +16,7 @@ from benchmarks.measure import best_of, measured
 from billing_core.catalog import Catalog
 from billing_core.clock import FixedClock
 from billing_core.documents.model import Document, to_json
+from billing_core.ingest.store import SQLITE_CACHE_KIB, chunk_size_for
 from billing_core.metering.json_sql import Params, json_sql
 from billing_core.periods import BillingPeriod
 from billing_core.render.batch import (
@@ -121,7 +122,6 @@ def bulk_load(engine: Engine, paths: list[Path]) -> int:
 
 
 FLOOR_TABLE = "bench_floor_event"
-FLOOR_CHUNK = 20_000
 
 
 def _floor_rows(paths: list[Path], now: str) -> Iterator[tuple[Any, ...]]:
@@ -164,26 +164,30 @@ def _floor_table(engine: Engine) -> None:
 def same_schema_load(engine: Engine, paths: list[Path]) -> int:
     """The floor: the rows our ingest stores, into a table with the event table's indexes
     and unique key, by the database's fastest route (PostgreSQL COPY; SQLite one
-    executemany per 20,000-row chunk, a transaction each, as our ingest commits)."""
+    executemany per chunk, a transaction each, with the same chunk size and page cache as
+    our ingest)."""
     from itertools import islice
 
     _floor_table(engine)
     now = CLOCK.now().isoformat(sep=" ")
     raw = engine.raw_connection()
+    chunk = chunk_size_for(engine.dialect.name)
     try:
         cursor = raw.cursor()
+        if engine.dialect.name == "sqlite":
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         rows = _floor_rows(paths, now)
         columns = ("event_id, customer_id, event_name, ts, metadata, payload_hash, "
                    "ingested_at, source")
-        while chunk := list(islice(rows, FLOOR_CHUNK)):
+        while batch := list(islice(rows, chunk)):
             if engine.dialect.name == "postgresql":
                 with cursor.copy(f"COPY {FLOOR_TABLE} ({columns}) FROM STDIN") as copy:
-                    for row in chunk:
+                    for row in batch:
                         copy.write_row(row)
             else:   # one transaction per chunk (the driver would commit every row)
                 cursor.execute("BEGIN")
                 cursor.executemany(f"INSERT INTO {FLOOR_TABLE} ({columns}) VALUES "
-                                   f"(?, ?, ?, ?, ?, ?, ?, ?)", chunk)
+                                   f"(?, ?, ?, ?, ?, ?, ?, ?)", batch)
             raw.commit()
         cursor.execute(f"SELECT COUNT(*) FROM {FLOOR_TABLE}")
         loaded = cursor.fetchone()[0]
@@ -208,7 +212,8 @@ def ingest_stage(engine: Engine, paths: list[Path], lines: int) -> tuple[StageRe
     return StageResult(
         "ingest", ours.seconds, lines, floor.seconds, lines, "records",
         "ingest_paths: parse, validate, deduplicate, store, quarantine, account",
-        f"{route} per 20,000-row chunk of the same rows into a copy of the event table "
+        f"{route} per {chunk_size_for(engine.dialect.name):,}-row chunk of the same rows "
+        f"into a copy of the event table "
         f"(same indexes and unique key), no checks ({stored} rows)",
         peak_rss_mb=ours.peak_rss_mb,
         extra={"baseline_peak_rss_mb": floor.peak_rss_mb,

@@ -24,6 +24,19 @@ from billing_core.ingest.validate import Rejected, validate
 from billing_core.limits import MAX_RECORD_BYTES
 
 LOOKUP_BATCH = 5_000
+# SQLite: each chunk is one transaction, and every event lands on a random leaf of each
+# event index, so the pages a transaction dirties grow with the table (a 20,000-row chunk
+# into 10M events writes nearly a page per row). Bigger transactions, with a page cache
+# that holds their dirty pages, write each page once for many rows: at 3M events and
+# 10,000 customers, 18.8k -> 28.7k records/s, peak RSS 328 -> 623 MB.
+SQLITE_CHUNK = 100_000
+SQLITE_CACHE_KIB = 262_144     # 256 MiB for the ingest's connection, taken as pages are read
+POSTGRES_CHUNK = 20_000
+
+
+def chunk_size_for(dialect: str) -> int:
+    """Records per chunk (and per transaction) for this database."""
+    return SQLITE_CHUNK if dialect == "sqlite" else POSTGRES_CHUNK
 
 
 def raw_hash(raw: str) -> str:
@@ -171,6 +184,8 @@ def store_chunk(conn: Connection, records: list[RawRecord], customers: set[str] 
                 ingested_at: datetime, source: str) -> list[Outcome]:
     """Classify and store one chunk inside the caller's transaction."""
     outcomes, fresh, holders = classify(records, customers, ingested_at)
+    if fresh and conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     if fresh:
         stored = _stored_hashes(conn, list(fresh))
         new_events: list[ValidEvent] = []

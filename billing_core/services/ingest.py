@@ -21,7 +21,7 @@ from billing_core.ingest.gc_pause import cycle_collector_paused
 from billing_core.ingest.paths import expand_paths
 from billing_core.ingest.readers import CHUNK_SIZE, UnreadableInput, parse_json, read_records
 from billing_core.ingest.records import Outcome, RawRecord
-from billing_core.ingest.store import quarantine_rows, storable
+from billing_core.ingest.store import chunk_size_for, quarantine_rows, storable
 from billing_core.services.unit_of_work import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -113,9 +113,12 @@ def _store_chunk(uow: SqlUnitOfWork, chunk: list[RawRecord], customers: set[str]
 
 
 def ingest_file(uow: SqlUnitOfWork, path: Path, customers: set[str], clock: Clock,
-                chunk_size: int = CHUNK_SIZE, progress: Progress | None = None) -> FileReport:
+                chunk_size: int | None = None, progress: Progress | None = None
+                ) -> FileReport:
     """Ingest one file chunk by chunk; each chunk is one transaction, so a read error later
-    in the file keeps what was already stored (and re-running picks up the rest)."""
+    in the file keeps what was already stored (and re-running picks up the rest). The
+    chunk size defaults to the database's (`chunk_size_for`)."""
+    chunk_size = chunk_size or chunk_size_for(uow.engine.dialect.name)
     accounting = Accounting()
     report = FileReport(str(path.resolve()), accounting)
     source = str(path.resolve())
@@ -134,7 +137,7 @@ def ingest_file(uow: SqlUnitOfWork, path: Path, customers: set[str], clock: Cloc
 
 
 def ingest_paths(uow: SqlUnitOfWork, paths: list[str | Path], clock: Clock, *,
-                 chunk_size: int = CHUNK_SIZE, progress: Progress | None = None
+                 chunk_size: int | None = None, progress: Progress | None = None
                  ) -> IngestReport:
     """Ingest files and folders. Unreadable inputs are reported in `errors`; everything that
     could be read is stored, counted as duplicate, or quarantined with a reason."""
