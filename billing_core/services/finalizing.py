@@ -5,7 +5,8 @@ then, in one transaction: takes gapless numbers (one series per kind and year), 
 the issue and due dates into each document, freezes its JSON, records what it billed per
 meter, and issues the credit notes that replacement invoices need. The drafts are taken
 in a fixed order (customer, subscription), so a finalization re-run after a crash gives
-the same numbers to the same invoices. Files are rendered afterwards from the frozen
+the same numbers to the same invoices; they are read, issued and written a page at a
+time, so memory does not grow with their number. Files are rendered afterwards from the frozen
 JSON and recorded by their SHA-256.
 """
 

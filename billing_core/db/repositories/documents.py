@@ -100,47 +100,28 @@ class DocumentRepository:
             or_(DOCUMENT.c.number == reference, DOCUMENT.c.draft_ref == reference)))
         return found[0] if found else None
 
-    def invoices(self, periods: Iterable[str], subscription_ids: Iterable[str] | None = None
-                 ) -> list[DocumentRow]:
-        """Every invoice (all generations and statuses) of these periods."""
-        return self._all(self._invoices(self._select(), periods, subscription_ids))
-
     def invoice_heads(self, periods: Iterable[str],
                       subscription_ids: Iterable[str] | None = None) -> list[DocumentHead]:
-        """`invoices` without their content."""
-        return self._heads(self._invoices(select(*HEAD), periods, subscription_ids))
-
-    @staticmethod
-    def _invoices(statement: Any, periods: Iterable[str],
-                  subscription_ids: Iterable[str] | None) -> Any:
-        statement = statement.where(DOCUMENT.c.kind == "invoice",
-                                    DOCUMENT.c.period.in_(sorted(set(periods))))
+        """Every invoice (all generations and statuses) of these periods."""
+        statement = select(*HEAD).where(DOCUMENT.c.kind == "invoice",
+                                        DOCUMENT.c.period.in_(sorted(set(periods))))
         if subscription_ids is not None:
             statement = statement.where(DOCUMENT.c.subscription_id.in_(sorted(
                 set(subscription_ids))))
-        return statement.order_by(DOCUMENT.c.id)
-
-    def drafts(self, periods: Iterable[str] | None = None,
-               customers: Iterable[str] | None = None) -> list[DocumentRow]:
-        return self._all(self._drafts(self._select(), periods, customers))
+        return self._heads(statement.order_by(DOCUMENT.c.id))
 
     def draft_heads(self, periods: Iterable[str] | None = None,
                     customers: Iterable[str] | None = None) -> list[DocumentHead]:
-        """`drafts` without their content."""
-        return self._heads(self._drafts(select(*HEAD), periods, customers))
-
-    def _heads(self, statement: Any) -> list[DocumentHead]:
-        return [DocumentHead(*row) for row in self.conn.execute(statement)]
-
-    @staticmethod
-    def _drafts(statement: Any, periods: Iterable[str] | None,
-                customers: Iterable[str] | None) -> Any:
-        statement = statement.where(DOCUMENT.c.status == "draft")
+        """The drafts (of these periods and customers)."""
+        statement = select(*HEAD).where(DOCUMENT.c.status == "draft")
         if periods is not None:
             statement = statement.where(DOCUMENT.c.period.in_(sorted(set(periods))))
         if customers is not None:
             statement = statement.where(DOCUMENT.c.customer_id.in_(sorted(set(customers))))
-        return statement.order_by(DOCUMENT.c.period, DOCUMENT.c.id)
+        return self._heads(statement.order_by(DOCUMENT.c.period, DOCUMENT.c.id))
+
+    def _heads(self, statement: Any) -> list[DocumentHead]:
+        return [DocumentHead(*row) for row in self.conn.execute(statement)]
 
     def credit_notes_for(self, document_id: int) -> list[DocumentRow]:
         return self._all(self._select().where(DOCUMENT.c.credited_document_id == document_id)
@@ -164,21 +145,11 @@ class DocumentRepository:
             statement = statement.limit(limit)
         return self._all(statement)
 
-    def needing_files(self, documents: Iterable[int] | None = None) -> list[DocumentRow]:
-        """Issued documents whose files were never recorded (a crash after finalization)."""
-        return self._all(self._needing_files(self._select(), documents))
-
     def needing_files_heads(self) -> list[DocumentHead]:
-        """`needing_files` without their content."""
-        return self._heads(self._needing_files(select(*HEAD), None))
-
-    @staticmethod
-    def _needing_files(statement: Any, documents: Iterable[int] | None) -> Any:
-        statement = statement.where(DOCUMENT.c.status.in_(ISSUED),
-                                    DOCUMENT.c.file_hashes.is_(None))
-        if documents is not None:
-            statement = statement.where(DOCUMENT.c.id.in_(list(documents)))
-        return statement.order_by(DOCUMENT.c.id)
+        """Issued documents whose files were never recorded (a crash after finalization)."""
+        return self._heads(select(*HEAD).where(DOCUMENT.c.status.in_(ISSUED),
+                                               DOCUMENT.c.file_hashes.is_(None))
+                           .order_by(DOCUMENT.c.id))
 
     def period_heads(self, period: str) -> list[DocumentHead]:
         """Every document of a period, without its content."""

@@ -37,13 +37,9 @@ class OutboxRepository:
         return _rows(self.conn.execute(select(*OUTBOX.c).where(OUTBOX.c.reference == reference)
                                        .order_by(OUTBOX.c.sequence)))
 
-    def last_sequence(self, document_id: int) -> int:
-        value = self.conn.execute(select(func.max(OUTBOX.c.sequence))
-                                  .where(OUTBOX.c.document_id == document_id)).scalar()
-        return int(value or 0)
-
     def last_sequences(self, document_ids: Iterable[int]) -> dict[int, int]:
-        """`last_sequence` of many documents (those with no message are left out)."""
+        """The last message sequence of each document (those with no message are left
+        out)."""
         wanted = sorted(set(document_ids))
         found: dict[int, int] = {}
         for start in range(0, len(wanted), 5000):
