@@ -340,17 +340,12 @@ def prepare_issue(uow: SqlUnitOfWork, catalog: Catalog,
 
 
 def apply_on_issue(uow: SqlUnitOfWork, sub: Subscription, doc: Document, document_id: int,
-                   now: datetime, wallet_cache: dict[str, Wallet]) -> Document:
+                   now: datetime, wallets: dict[str, Wallet]) -> Document:
     """Inside the issuing transaction: write the invoice's entitlement entries, apply
-    the customer's monetary credits (recomputed from the ledger, invoice after invoice)
-    and return the invoice with its credit lines."""
+    the customer's monetary credits (its wallet from `load_wallets`, spent invoice after
+    invoice) and return the invoice with its credit lines."""
     _entitlements_on_issue(uow, sub, doc, document_id, now)
-    wallet = wallet_cache.get(sub.customer)
-    if wallet is None:
-        wallet = Wallet([_balance_of(g) for g in uow.credits.grants([sub.customer], "money")
-                         if g.balance > 0])
-        wallet_cache[sub.customer] = wallet
-    issued, used = wallet.apply(without_credits(doc))
+    issued, used = wallets[sub.customer].apply(without_credits(doc))
     uow.credits.add_entries([
         {"grant_id": grant.id, "customer_id": sub.customer, "kind": "apply",
          "amount": -amount, "document_id": document_id, "reference": doc.number,
@@ -360,15 +355,15 @@ def apply_on_issue(uow: SqlUnitOfWork, sub: Subscription, doc: Document, documen
 
 
 def load_wallets(uow: SqlUnitOfWork, customers: Iterable[str],
-                 wallet_cache: dict[str, Wallet]) -> None:
-    """Fill `wallet_cache` for these customers with one read of their monetary grants
-    (what `apply_on_issue` would otherwise read customer by customer)."""
-    wanted = set(customers) - set(wallet_cache)
+                 wallets: dict[str, Wallet]) -> None:
+    """Fill `wallets` for these customers from one read of their monetary grants, inside
+    the issuing transaction (after recurring grants and restores are written)."""
+    wanted = set(customers) - set(wallets)
     held: dict[str, list[GrantWithBalance]] = {c: [] for c in wanted}
     for found in uow.credits.grants(wanted, "money"):
         held[found.grant.customer_id].append(found)
     for customer, grants in held.items():
-        wallet_cache[customer] = Wallet([_balance_of(g) for g in grants if g.balance > 0])
+        wallets[customer] = Wallet([_balance_of(g) for g in grants if g.balance > 0])
 
 
 def _entitlements_on_issue(uow: SqlUnitOfWork, sub: Subscription, doc: Document,

@@ -91,6 +91,8 @@ def queue_documents(uow: SqlUnitOfWork, catalog: Catalog, rows: Sequence[Documen
                     now: datetime, run_id: int | None = None, held: bool = False) -> int:
     """Queue one message per issued document, inside the caller's transaction (the one
     that issues them). Nothing when the catalog says `send_documents: false`."""
+    if not catalog.settings.send_documents:
+        return 0
     issued = []
     for row in rows:
         assert row.id is not None and row.number is not None

@@ -128,8 +128,8 @@ def finalize_period(uow: SqlUnitOfWork, clock: Clock, period: BillingPeriod,
             restore_for(uow, original, from_json(json.loads(original.content)).lines,
                         original.number, today, now, final=False)
         wallets: dict[str, Wallet] = {}
-        load_wallets(uow, {d.customer_id for d in drafts if d.subscription_id in subs},
-                     wallets)
+        load_wallets(uow, {subs[d.subscription_id].customer for d in drafts
+                           if d.subscription_id in subs}, wallets)
         issued: list[Issued] = []
         for start in range(0, len(drafts), PAGE):   # a page of documents in memory at once
             page = list(zip(drafts[start:start + PAGE], numbers[start:start + PAGE],

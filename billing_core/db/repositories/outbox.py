@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Table, func, insert, select, update
 from billing_core.db.models import OutboxRow, table
 
 OUTBOX: Table = table("outbox")
+CHUNK = 5000   # ids per IN (...) list
 
 
 def _rows(result: Any) -> list[OutboxRow]:
@@ -42,10 +43,10 @@ class OutboxRepository:
         out)."""
         wanted = sorted(set(document_ids))
         found: dict[int, int] = {}
-        for start in range(0, len(wanted), 5000):
+        for start in range(0, len(wanted), CHUNK):
             found.update((int(d), int(n)) for d, n in self.conn.execute(
                 select(OUTBOX.c.document_id, func.max(OUTBOX.c.sequence))
-                .where(OUTBOX.c.document_id.in_(wanted[start:start + 5000]))
+                .where(OUTBOX.c.document_id.in_(wanted[start:start + CHUNK]))
                 .group_by(OUTBOX.c.document_id)))
         return found
 
