@@ -67,7 +67,8 @@ def discount_lines(discounts: list[tuple[Discount, int]], lines: list[Line], cur
             continue
         allocation: dict[str, str] = {}
         if discount.percent_off is not None:
-            amount = min(base, round_money(percent_of(base, discount.percent_off), currency))
+            amount = min(round_money(base, currency),
+                         round_money(percent_of(base, discount.percent_off), currency))
             for key in eligible:   # each charge keeps (100 - p) % of itself, exactly
                 taken = percent_of(remaining[key], discount.percent_off)
                 remaining[key] = EXACT.subtract(remaining[key], taken)

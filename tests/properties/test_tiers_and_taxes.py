@@ -138,3 +138,13 @@ def test_two_discounts_rounding_half_cents_up_stop_at_zero():
                             (Discount(amount_off=Decimal("1.00"), duration="forever"), 1)],
                            _lines([Decimal("0.01")]), "USD", "2026-10")
     assert [d.amount for d in taken] == [Decimal("-0.01")]
+
+
+def test_a_percent_off_after_a_fraction_of_a_cent_was_taken_is_still_whole_money():
+    """0.01 % of 0.01 rounds to nothing (no line) but leaves 0.009999 of the charge;
+    50.01 % of that rounds up to 0.01, more than the exact base: the line is 0.01, never
+    the unrounded 0.009999 (found by the Hypothesis property test above)."""
+    taken = discount_lines([(Discount(percent_off=Decimal("0.01"), duration="forever"), 1),
+                            (Discount(percent_off=Decimal("50.01"), duration="forever"), 1)],
+                           _lines([Decimal("0.01")]), "USD", "2026-10")
+    assert [d.amount for d in taken] == [Decimal("-0.01")]
