@@ -186,6 +186,12 @@ class PostgresJson(JsonSql):
     def string(self, key: str) -> str:
         return f"({self.column} ->> {self._key(key)})"
 
+    def is_present(self, key: str) -> str:  # `->>` is NULL for a missing key and a null
+        return f"({self.string(key)} IS NOT NULL)"
+
+    def is_missing(self, key: str) -> str:
+        return f"({self.string(key)} IS NULL)"
+
     def compare_number(self, key: str, op: str, value: int | Decimal) -> str:
         return f"{self.number(key)} {op} CAST({self.params.add(str(value))} AS numeric)"
 
@@ -194,6 +200,31 @@ class PostgresJson(JsonSql):
 
     def contains(self, key: str, value: str) -> str:
         return f"strpos({self.string(key)}, {self.params.add(value)}) > 0"
+
+    def condition(self, c: Condition) -> str:
+        if c.operator == "contains" and not _could_be_in_a_scalar(c.value):
+            return f"({self.contains(c.key, c.value)})"
+        return super().condition(c)
+
+    def _equals(self, key: str, value: Any) -> str:
+        if isinstance(value, str) and not _could_be_a_scalar(value):
+            return f"({self.string(key)} = {self.params.add(value)})"
+        return super()._equals(key, value)
+
+
+_NUMBER_TEXT = frozenset("0123456789+-.eE")
+
+
+def _could_be_a_scalar(text: str) -> bool:
+    """Whether `->>` of a JSON number or boolean could read `text` (metadata values are
+    scalars, and `->>` of a null is NULL): if not, `->> = text` alone is true exactly for
+    the JSON string `text`, with no type look-up."""
+    return text in ("true", "false") or (bool(text) and set(text) <= _NUMBER_TEXT)
+
+
+def _could_be_in_a_scalar(text: str) -> bool:
+    """Whether `->>` of a JSON number or boolean could contain `text` (see above)."""
+    return text in "true" or text in "false" or set(text) <= _NUMBER_TEXT
 
 
 def json_sql(dialect_name: str, params: Params) -> JsonSql:

@@ -170,17 +170,29 @@ def test_issue_filter_counts_posts_to_v1(engine, tmp_path):
 @pytest.mark.parametrize(("condition", "expected"), [
     ({"operator": "greater_than", "value": 10}, {"int20", "dec10_5"}),
     ({"operator": "greater_than_or_equals", "value": 10}, {"int10", "int20", "dec10_5"}),
-    ({"operator": "less_than", "value": Decimal("10.5")}, {"int10"}),
-    ({"operator": "less_than_or_equals", "value": Decimal("10.5")}, {"int10", "dec10_5"}),
+    ({"operator": "less_than", "value": Decimal("10.5")}, {"int10", "neg1_5"}),
+    ({"operator": "less_than_or_equals", "value": Decimal("10.5")},
+     {"int10", "dec10_5", "neg1_5"}),
     ({"operator": "equals", "value": 10}, {"int10"}),
-    ({"operator": "not_equals", "value": 10}, {"int20", "dec10_5", "str10", "strabc"}),
+    ({"operator": "not_equals", "value": 10},
+     {"int20", "dec10_5", "str10", "strabc", "true", "strtrue", "neg1_5", "strneg1_5"}),
     ({"operator": "equals", "value": "10"}, {"str10"}),
+    ({"operator": "equals", "value": "abc"}, {"strabc"}),
+    ({"operator": "equals", "value": "true"}, {"strtrue"}),
+    ({"operator": "equals", "value": True}, {"true"}),
+    ({"operator": "equals", "value": "-1.5"}, {"strneg1_5"}),
+    ({"operator": "equals", "value": Decimal("-1.5")}, {"neg1_5"}),
     ({"operator": "contains", "value": "b"}, {"strabc"}),
-    ({"operator": "does_not_contain", "value": "b"}, {"str10"}),
+    ({"operator": "contains", "value": "ru"}, {"strtrue"}),
+    ({"operator": "contains", "value": "1"}, {"str10", "strneg1_5"}),
+    ({"operator": "contains", "value": ""}, {"str10", "strabc", "strtrue", "strneg1_5"}),
+    ({"operator": "does_not_contain", "value": "b"}, {"str10", "strtrue", "strneg1_5"}),
 ])
 def test_operators(engine, tmp_path, condition, expected):
+    # strings that read like a number or a boolean must not match those (and back)
     values = {"int10": 10, "int20": 20, "dec10_5": Decimal("10.5"), "str10": "10",
-              "strabc": "abc", "none": None}
+              "strabc": "abc", "none": None, "true": True, "strtrue": "true",
+              "neg1_5": Decimal("-1.5"), "strneg1_5": "-1.5"}
     flt = {"logic": "and", "conditions": [dict(condition, key="x")]}
     # each event carries one bit: the sum of the matching events' bits names exactly them
     bits = {k: 2 ** i for i, k in enumerate(values)}
@@ -272,8 +284,9 @@ def test_meter_stats_counts_and_folds_exactly():
 
 
 def test_many_windows_scan_once_and_restore_the_planner_setting(engine):
-    """PostgreSQL: a period's many windows are read with a scan (no nested loop), and
-    the planner setting found before is back afterwards; SQLite is untouched."""
+    """PostgreSQL: a period's many windows are read with a scan and a hash join (no
+    nested loop, no merge join) and aggregated with more work_mem, and the settings found
+    before are back afterwards; SQLite is untouched."""
     from datetime import datetime
 
     from sqlalchemy import event
@@ -289,18 +302,20 @@ def test_many_windows_scan_once_and_restore_the_planner_setting(engine):
         if conn.dialect.name != "postgresql":
             pytest.skip("the planner setting is PostgreSQL's")
         seen = []
+        names = "current_setting('enable_nestloop'), current_setting('enable_mergejoin'), " \
+                "current_setting('work_mem')"
+        conn.execute(sql_text("SET LOCAL work_mem = '5MB'"))
 
         def watch(c, cursor, statement, parameters, context, executemany):
             if "COUNT(" in statement:
-                cursor.execute("SELECT current_setting('enable_nestloop')")
-                seen.append(cursor.fetchone()[0])
+                cursor.execute(f"SELECT {names}")
+                seen.append(tuple(cursor.fetchone()))
 
         event.listen(engine, "before_cursor_execute", watch)
         try:
             usage = measure(conn, {"calls": meter}, windows)
         finally:
             event.remove(engine, "before_cursor_execute", watch)
-        assert seen == ["off"]
+        assert seen == [("off", "off", "64MB")]
         assert all(u["calls"].quantity == 0 for u in usage.values())
-        assert conn.execute(sql_text("SELECT current_setting('enable_nestloop')")
-                            ).scalar_one() == "on"
+        assert tuple(conn.execute(sql_text(f"SELECT {names}")).one()) == ("on", "on", "5MB")
