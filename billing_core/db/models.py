@@ -73,7 +73,6 @@ class EventRow(SQLModel, table=True):
     __tablename__ = "event"
     __table_args__ = (
         Index("ix_event_customer_name_ts", "customer_id", "event_name", "ts"),
-        Index("ix_event_name_ts", "event_name", "ts"),
         Index("ix_event_ingested_at", "ingested_at"),
     )
     event_id: str = Field(primary_key=True, max_length=256)
