@@ -77,9 +77,6 @@ class JsonSql:
     def is_present(self, key: str) -> str:  # one type look-up; never NULL
         return f"(COALESCE({self.typeof(key)}, 'null') <> 'null')"
 
-    def is_missing(self, key: str) -> str:
-        return f"(COALESCE({self.typeof(key)}, 'null') = 'null')"
-
     def is_string(self, key: str) -> str:
         return f"{self.typeof(key)} = '{self.string_type}'"
 
@@ -188,9 +185,6 @@ class PostgresJson(JsonSql):
 
     def is_present(self, key: str) -> str:  # `->>` is NULL for a missing key and a null
         return f"({self.string(key)} IS NOT NULL)"
-
-    def is_missing(self, key: str) -> str:
-        return f"({self.string(key)} IS NULL)"
 
     def compare_number(self, key: str, op: str, value: int | Decimal) -> str:
         return f"{self.number(key)} {op} CAST({self.params.add(str(value))} AS numeric)"
