@@ -15,7 +15,7 @@ from typing import Any
 from benchmarks import stages
 from benchmarks.measure import max_rss_mb, measured
 from billing_core.periods import BillingPeriod
-from billing_core.render.batch import LoggedRenderProgress, render_in_processes, render_in_steps
+from billing_core.render.batch import LoggedRenderProgress, stream_in_processes, stream_in_steps
 from billing_core.services.drafting import draft_period
 from billing_core.services.finalizing import finalize_period
 from billing_core.services.ingest import ingest_paths
@@ -32,8 +32,8 @@ def run_month(engine: Any, paths: list[Path], period: BillingPeriod, out: Path,
 
     def renderer(jobs: Any) -> Any:
         progress = LoggedRenderProgress(log, every=30)
-        return (render_in_processes(jobs, workers, progress) if workers > 1
-                else render_in_steps(jobs, progress))
+        return (stream_in_processes(jobs, workers, progress) if workers > 1
+                else stream_in_steps(jobs, progress))
 
     with measured() as step:
         report = ingest_paths(SqlUnitOfWork(engine), list(paths), stages.CLOCK,

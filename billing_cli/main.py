@@ -609,7 +609,7 @@ def invoices_render(
 ) -> None:
     """Write any missing files of issued documents and changed drafts (issued documents
     render to the same bytes; a difference is reported)."""
-    from billing_core.render.batch import LoggedRenderProgress, render_in_steps
+    from billing_core.render.batch import LoggedRenderProgress, stream_in_steps
     from billing_core.services.rendering import render_documents
 
     if period:
@@ -620,7 +620,7 @@ def invoices_render(
                                     else typer.echo(line, err=True))
     with _render_progress():
         report = render_documents(_uow(), _clock(), out,
-                                  lambda jobs: render_in_steps(jobs, progress), periods=periods)
+                                  lambda jobs: stream_in_steps(jobs, progress), periods=periods)
     typer.echo(f"rendered {report.rendered} document(s); {report.skipped} up to date")
     for number in report.differing:
         typer.echo(f"warning: {number}: re-rendered files differ from the issued ones (the "

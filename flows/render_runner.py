@@ -11,7 +11,7 @@ Chosen per run (flow parameters) or by setting (environment, read at run time):
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -20,9 +20,9 @@ from billing_core.render.batch import (
     Rendered,
     RenderJob,
     render_batch,
-    render_in_processes,
-    render_in_steps,
     split_batches,
+    stream_in_processes,
+    stream_in_steps,
 )
 from billing_core.services.rendering import Renderer
 from flows.common import plain_task
@@ -53,11 +53,11 @@ class RenderPlan:
         """The function that renders a list of jobs where this plan says (telling
         `progress` as documents are done, except on Dask, whose task runs show it)."""
         if self.runner == "in-process":
-            return lambda jobs: render_in_steps(jobs, progress)
+            return lambda jobs: stream_in_steps(jobs, progress)
         if self.runner == "processes":
             workers = self.workers
-            return lambda jobs: (render_in_steps(jobs, progress) if workers <= 1
-                                 else render_in_processes(jobs, workers, progress))
+            return lambda jobs: (stream_in_steps(jobs, progress) if workers <= 1
+                                 else stream_in_processes(jobs, workers, progress))
         return lambda jobs: render_on_dask(jobs, self)
 
 
@@ -99,9 +99,10 @@ def render_document_batch(jobs: list[RenderJob]) -> list[Rendered]:
     return render_batch(jobs)
 
 
-def render_on_dask(jobs: Sequence[RenderJob], plan: RenderPlan) -> list[Rendered]:
+def render_on_dask(jobs: Iterable[RenderJob], plan: RenderPlan) -> list[Rendered]:
     """Batches as Prefect tasks on an existing Dask cluster (files land where the jobs say,
-    as the workers see it: give them a shared folder)."""
+    as the workers see it: give them a shared folder). The jobs are all read before the
+    batches are handed out; the outcomes are recorded a page at a time as usual."""
     from prefect_dask import DaskTaskRunner
 
     batches = split_batches(list(jobs), plan.workers)

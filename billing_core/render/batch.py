@@ -4,6 +4,11 @@ WeasyPrint is CPU-bound and not thread-parallel, so rendering scales out over pr
 Each process keeps one PdfRenderer (one FontConfiguration, one parsed stylesheet) for every
 batch it is given; a batch is a list of render jobs, so a pool or a cluster sees a few
 dozen work items per run, not one per document.
+
+The `stream_*` functions take the jobs as a sized iterable read lazily (a caller can load
+the documents' contents a page at a time) and yield outcomes as batches finish, so the
+caller can record them as it goes: memory stays bounded by the batches in flight, and a
+killed run keeps what it recorded.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from billing_core.errors import describe
 from billing_core.failpoints import failpoint
@@ -60,7 +66,15 @@ def process_renderer() -> PdfRenderer:
     return _renderer
 
 
-def render_batch(jobs: Sequence[RenderJob]) -> list[Rendered]:
+class JobSource(Protocol):
+    """Render jobs that know how many they are (a list, or a lazy loader)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[RenderJob]: ...
+
+
+def render_batch(jobs: Iterable[RenderJob]) -> list[Rendered]:
     """Write each job's files with this process's renderer, in order."""
     renderer = process_renderer()
     done = []
@@ -95,44 +109,81 @@ def start_worker(parent: int) -> None:
     process_renderer()
 
 
+def batch_size(items: int, workers: int, max_batch: int = MAX_BATCH) -> int:
+    """About four batches per worker (so a slow batch does not leave a worker idle at the
+    end), never more than `max_batch` items in one."""
+    return max(1, min(max_batch, math.ceil(items / (max(1, workers) * 4))))
+
+
 def split_batches(items: Sequence[T], workers: int, max_batch: int = MAX_BATCH) -> list[list[T]]:
-    """Contiguous batches: about four per worker (so a slow batch does not leave a worker
-    idle at the end), never more than `max_batch` items, never empty."""
+    """Contiguous batches of `batch_size` items, never empty."""
     if not items:
         return []
-    per_batch = max(1, min(max_batch, math.ceil(len(items) / (max(1, workers) * 4))))
+    per_batch = batch_size(len(items), workers, max_batch)
     return [list(items[i:i + per_batch]) for i in range(0, len(items), per_batch)]
+
+
+def _batches(jobs: JobSource, workers: int) -> Iterator[list[RenderJob]]:
+    """`jobs` cut as `split_batches` would, read lazily."""
+    per_batch = batch_size(len(jobs), workers)
+    source = iter(jobs)
+    while batch := list(islice(source, per_batch)):
+        yield batch
 
 
 Progress = Callable[[int, int], None]     # (documents done, of documents)
 
 
+def stream_in_steps(jobs: JobSource, progress: Progress | None = None
+                    ) -> Iterator[Rendered]:
+    """`render_batch` in this process, batch by batch, telling `progress` after each."""
+    total, done = len(jobs), 0
+    for batch in _batches(jobs, 1):
+        outcomes = render_batch(batch)
+        done += len(outcomes)
+        if progress is not None:
+            progress(done, total)
+        yield from outcomes
+
+
+def stream_in_processes(jobs: JobSource, workers: int, progress: Progress | None = None
+                        ) -> Iterator[Rendered]:
+    """Render every job in `workers` fresh processes (spawned, so no state is inherited
+    from the caller; each builds its renderer as it starts). At most two batches per
+    worker are in flight: jobs are read as workers need them, outcomes yielded as
+    batches finish (not in input order), `progress` told as they come back."""
+    total, done = len(jobs), 0
+    batches = _batches(jobs, workers)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                             initializer=start_worker, initargs=(os.getpid(),)) as pool:
+        running: set[Future[list[Rendered]]] = set()
+        for batch in islice(batches, 2 * workers):
+            running.add(pool.submit(render_batch, batch))
+        while running:
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for batch in islice(batches, len(finished)):
+                running.add(pool.submit(render_batch, batch))
+            for future in finished:
+                outcomes = future.result()
+                done += len(outcomes)
+                if progress is not None:
+                    progress(done, total)
+                yield from outcomes
+
+
 def render_in_steps(jobs: Sequence[RenderJob], progress: Progress | None = None
                     ) -> list[Rendered]:
-    """`render_batch` in this process, telling `progress` after every batch."""
-    done: list[Rendered] = []
-    for batch in split_batches(jobs, 1, MAX_BATCH):
-        done.extend(render_batch(batch))
-        if progress is not None:
-            progress(len(done), len(jobs))
-    return done
+    """`stream_in_steps`, as a list in input order."""
+    return list(stream_in_steps(jobs, progress))
 
 
 def render_in_processes(jobs: Sequence[RenderJob], workers: int,
                         progress: Progress | None = None) -> list[Rendered]:
-    """Render every job in `workers` fresh processes (spawned, so no state is inherited
-    from the caller; each builds its renderer as it starts); results in input order,
-    `progress` told as batches come back."""
-    batches = split_batches(jobs, workers)
-    context = multiprocessing.get_context("spawn")
-    done: list[Rendered] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=start_worker, initargs=(os.getpid(),)) as pool:
-        for batch in pool.map(render_batch, batches):
-            done.extend(batch)
-            if progress is not None:
-                progress(len(done), len(jobs))
-    return done
+    """`stream_in_processes`, as a list in input order."""
+    order = {job.document_id: n for n, job in enumerate(jobs)}
+    return sorted(stream_in_processes(jobs, workers, progress),
+                  key=lambda item: order[item.document_id])
 
 
 _watchers: list[Callable[[int, int], None]] = []

@@ -10,13 +10,17 @@
   that no longer exist.
 
 Rendering itself is a function given by the caller (in this process, a process pool, a
-Dask cluster): the database is read before and written after, never during.
+Dask cluster). It is given the jobs as a lazy, sized source that reads the documents'
+contents a page at a time, and its outcomes are recorded a page at a time, each page in
+its own transaction: memory does not grow with the number of documents, and a run killed
+part-way keeps the pages it recorded (a run again renders only the rest). No transaction
+is open while documents render.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,12 +29,14 @@ from billing_core.clock import Clock
 from billing_core.db.models import DocumentRow
 from billing_core.db.repositories.documents import DocumentHead
 from billing_core.failpoints import failpoint
-from billing_core.render.batch import Rendered, RenderJob
+from billing_core.render.batch import JobSource, Rendered, RenderJob
 from billing_core.render.files import SUFFIXES, document_paths, remove_leftovers
 from billing_core.render.html import templates_fingerprint
 from billing_core.services.unit_of_work import SqlUnitOfWork
 
-Renderer = Callable[[Sequence[RenderJob]], list[Rendered]]
+Renderer = Callable[[JobSource], Iterable[Rendered]]
+
+PAGE = 200   # documents whose contents are read, and whose outcomes are recorded, at once
 
 
 @dataclass
@@ -58,9 +64,18 @@ def _missing(base: Path) -> bool:
     return any(not path.exists() for path in document_paths(base).values())
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A document to render: where its files go, and the hash of the content planned."""
+
+    document_id: int
+    base: str
+    document_hash: str
+
+
 def plan_renders(uow: SqlUnitOfWork, out_dir: Path, *, periods: Iterable[str] = (),
-                 document_ids: Iterable[int] = ()) -> tuple[list[RenderJob], int, set[str]]:
-    """The render jobs needed, how many documents need none, and the periods seen."""
+                 document_ids: Iterable[int] = ()) -> tuple[list[Planned], int, set[str]]:
+    """The documents to render, how many need none, and the periods seen."""
     with uow.read():
         rows: dict[int, DocumentHead] = {}
         for row in uow.documents.needing_files_heads():
@@ -70,25 +85,53 @@ def plan_renders(uow: SqlUnitOfWork, out_dir: Path, *, periods: Iterable[str] = 
                 rows[row.id] = row
         for row in uow.documents.heads(i for i in document_ids if i not in rows):
             rows[row.id] = row
-        needed, skipped = [], 0
-        for row in sorted(rows.values(), key=lambda r: (r.period, r.kind, r.id)):
-            base = document_base(out_dir, row)
-            if row.status == "draft":
-                wanted = row.rendered_key != draft_key(row) or _missing(base)
-            else:
-                wanted = row.file_hashes is None or _missing(base)
-            if wanted:
-                needed.append((row.id, str(base)))
-            else:
-                skipped += 1
-        contents = uow.documents.contents(i for i, _ in needed)
-    jobs = [RenderJob(i, contents.pop(i), base) for i, base in needed]
-    return jobs, skipped, {row.period for row in rows.values()}
+    needed, skipped = [], 0
+    for row in sorted(rows.values(), key=lambda r: (r.period, r.kind, r.id)):
+        base = document_base(out_dir, row)
+        if row.status == "draft":
+            wanted = row.rendered_key != draft_key(row) or _missing(base)
+        else:
+            wanted = row.file_hashes is None or _missing(base)
+        if wanted:
+            needed.append(Planned(row.id, str(base), row.document_hash))
+        else:
+            skipped += 1
+    return needed, skipped, {row.period for row in rows.values()}
+
+
+class PagedJobs:
+    """The planned documents as render jobs, their contents read `page` at a time (one
+    short read transaction each). A document deleted since planning (a draft replaced)
+    is left out; the hash of each content read is kept for `record_renders`."""
+
+    def __init__(self, uow: SqlUnitOfWork, planned: Sequence[Planned], page: int = PAGE
+                 ) -> None:
+        self.uow, self.planned, self.page = uow, planned, max(1, page)
+        self.read_hashes: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.planned)
+
+    def __iter__(self) -> Iterator[RenderJob]:
+        for start in range(0, len(self.planned), self.page):
+            page = self.planned[start:start + self.page]
+            with self.uow.read():
+                contents = self.uow.documents.contents_and_hashes(
+                    p.document_id for p in page)
+            for item in page:
+                found = contents.pop(item.document_id, None)
+                if found is None:
+                    continue
+                content, digest = found
+                self.read_hashes[item.document_id] = digest
+                yield RenderJob(item.document_id, content, item.base)
 
 
 def record_renders(uow: SqlUnitOfWork, clock: Clock, rendered: Sequence[Rendered],
-                   report: RenderReport) -> None:
-    """Record the files' hashes (issued) or the render key (drafts)."""
+                   report: RenderReport, read_hashes: dict[int, str] | None = None) -> None:
+    """Record the files' hashes (issued) or the render key (drafts), in one transaction.
+    A draft whose document changed after its content was read (`read_hashes`) keeps its
+    old key, so the next render writes it again."""
     with uow:
         heads = {h.id: h for h in uow.documents.heads(item.document_id for item in rendered)}
         drafts: list[dict[str, Any]] = []
@@ -104,8 +147,11 @@ def record_renders(uow: SqlUnitOfWork, clock: Clock, rendered: Sequence[Rendered
                     "period": row.period, "document": row.number or row.draft_ref or "",
                     "reason": f"could not be rendered: {item.error}"})
                 continue
+            report.rendered += 1
+            report.paths.append(str(document_paths(Path(item.base))["pdf"]))
             if row.status == "draft":
-                drafts.append({"id": row.id, "rendered_key": draft_key(row)})
+                if read_hashes is None or read_hashes.get(row.id) == row.document_hash:
+                    drafts.append({"id": row.id, "rendered_key": draft_key(row)})
             elif row.file_hashes is None:
                 issued.append({"id": row.id, "file_hashes": item.hashes,
                                "files_dir": str(Path(item.base).parent), "updated_at": now})
@@ -136,19 +182,22 @@ def tidy_drafts(uow: SqlUnitOfWork, out_dir: Path, periods: Iterable[str]) -> in
 
 
 def render_documents(uow: SqlUnitOfWork, clock: Clock, out_dir: Path, render: Renderer, *,
-                     periods: Iterable[str] = (), document_ids: Iterable[int] = ()
-                     ) -> RenderReport:
-    """Plan, render (with `render`), record, and tidy drafts' files."""
+                     periods: Iterable[str] = (), document_ids: Iterable[int] = (),
+                     page: int = PAGE) -> RenderReport:
+    """Plan, render (with `render`) and record a page at a time, then tidy drafts' files."""
     periods = list(periods)
-    jobs, skipped, seen = plan_renders(uow, out_dir, periods=periods,
-                                       document_ids=document_ids)
+    planned, skipped, seen = plan_renders(uow, out_dir, periods=periods,
+                                          document_ids=document_ids)
     report = RenderReport(skipped=skipped)
-    rendered = render(jobs) if jobs else []
+    jobs = PagedJobs(uow, planned, page)
+    outcomes: list[Rendered] = []
+    for item in (render(jobs) if planned else ()):
+        outcomes.append(item)
+        if len(outcomes) >= jobs.page:
+            failpoint("render.before_record")
+            record_renders(uow, clock, outcomes, report, jobs.read_hashes)
+            outcomes = []
     failpoint("render.before_record")
-    record_renders(uow, clock, rendered, report)
-    done = {item.document_id for item in rendered if item.error is None}
-    report.rendered = len(done)
-    report.paths = [str(document_paths(Path(job.base))["pdf"]) for job in jobs
-                    if job.document_id in done]
+    record_renders(uow, clock, outcomes, report, jobs.read_hashes)
     tidy_drafts(uow, out_dir, {*periods, *seen})
     return report

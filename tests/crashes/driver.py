@@ -17,7 +17,7 @@ from pathlib import Path
 from billing_core.clock import default_clock
 from billing_core.db.engine import get_engine
 from billing_core.periods import BillingPeriod
-from billing_core.render.batch import render_batch
+from billing_core.render.batch import stream_in_steps
 from billing_core.services.drafting import draft_period
 from billing_core.services.finalizing import finalize_period
 from billing_core.services.ingest import ingest_paths
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
                 print(json.dumps({"invoices": result.invoices}))
             else:
                 draft_period(uow, clock, BillingPeriod.parse(period), run_id=run.run_id)
-            render_documents(uow, clock, out, render_batch, periods=[period])
+            render_documents(uow, clock, out, stream_in_steps, periods=[period], page=3)
     except RunInProgress as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3

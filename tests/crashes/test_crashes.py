@@ -138,7 +138,8 @@ def control(control_url, tmp_path):
     "finalize.before_commit",       # numbered, not committed
     "finalize.after_commit",        # numbered and committed, no file written
     "render.after_document:2",      # two of eight documents written
-    "render.before_record",         # every file written, no hash recorded
+    "render.before_record",         # three files written, no hash recorded
+    "render.before_record:3",       # two pages of three recorded, two files left
 ])
 def test_a_killed_finalization_completes_when_run_again(db_url, tmp_path, control,
                                                         failpoint):

@@ -41,6 +41,38 @@ def test_a_process_pool_writes_the_same_bytes_as_this_process(issue_catalog, tmp
         assert (here / path).read_bytes() == (pool / path).read_bytes(), path
 
 
+class CountedJobs:
+    """A sized job source that counts how many jobs were read."""
+
+    def __init__(self, jobs):
+        self.jobs, self.read = jobs, 0
+
+    def __len__(self):
+        return len(self.jobs)
+
+    def __iter__(self):
+        for job in self.jobs:
+            self.read += 1
+            yield job
+
+
+def test_a_process_pool_reads_jobs_as_workers_need_them():
+    from billing_core.render.batch import stream_in_processes
+
+    source = CountedJobs([RenderJob(i, "{}", f"/nonexistent/dir/{i}") for i in range(800)])
+    read_at_first: list[int] = []
+    seen: list[tuple[int, int]] = []
+    done = []
+    for item in stream_in_processes(source, workers=2, progress=lambda d, n: seen.append((d, n))):
+        if not read_at_first:
+            read_at_first.append(source.read)
+        done.append(item)
+    assert read_at_first[0] <= 250          # two batches of 50 per worker, and one more
+    assert sorted(d.document_id for d in done) == list(range(800))
+    assert all(d.error for d in done)
+    assert seen[-1] == (800, 800) and len(seen) == 16
+
+
 def test_render_progress_is_told_after_every_batch_and_logged_at_the_end():
     from billing_core.render.batch import LoggedRenderProgress, render_in_steps
 

@@ -94,6 +94,16 @@ class DocumentRepository:
                 .where(DOCUMENT.c.id.in_(wanted[start:start + CHUNK]))))
         return found
 
+    def contents_and_hashes(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """The stored JSON of these documents and its `document_hash`, by id."""
+        wanted = sorted(set(ids))
+        found: dict[int, tuple[str, str]] = {}
+        for start in range(0, len(wanted), CHUNK):
+            found.update((int(i), (c, h)) for i, c, h in self.conn.execute(
+                select(DOCUMENT.c.id, DOCUMENT.c.content, DOCUMENT.c.document_hash)
+                .where(DOCUMENT.c.id.in_(wanted[start:start + CHUNK]))))
+        return found
+
     def by_reference(self, reference: str) -> DocumentRow | None:
         """A document by its number, or a draft by its draft reference."""
         found = self._all(self._select().where(
