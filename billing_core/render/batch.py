@@ -158,18 +158,22 @@ def stream_in_processes(jobs: JobSource, workers: int, progress: Progress | None
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                              initializer=start_worker, initargs=(os.getpid(),)) as pool:
         running: set[Future[list[Rendered]]] = set()
-        for batch in islice(batches, 2 * workers):
-            running.add(pool.submit(render_batch, batch))
-        while running:
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
-            for batch in islice(batches, len(finished)):
+        try:
+            for batch in islice(batches, 2 * workers):
                 running.add(pool.submit(render_batch, batch))
-            for future in finished:
-                outcomes = future.result()
-                done += len(outcomes)
-                if progress is not None:
-                    progress(done, total)
-                yield from outcomes
+            while running:
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for batch in islice(batches, len(finished)):
+                    running.add(pool.submit(render_batch, batch))
+                for future in finished:
+                    outcomes = future.result()
+                    done += len(outcomes)
+                    if progress is not None:
+                        progress(done, total)
+                    yield from outcomes
+        finally:   # the caller stopped early (an error recording): start no more batches
+            for future in running:
+                future.cancel()
 
 
 def render_in_steps(jobs: Sequence[RenderJob], progress: Progress | None = None
