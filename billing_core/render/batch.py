@@ -123,11 +123,17 @@ def split_batches(items: Sequence[T], workers: int, max_batch: int = MAX_BATCH) 
     return [list(items[i:i + per_batch]) for i in range(0, len(items), per_batch)]
 
 
-def _batches(jobs: JobSource, workers: int) -> Iterator[list[RenderJob]]:
-    """`jobs` cut as `split_batches` would, read lazily."""
-    per_batch = batch_size(len(jobs), workers)
+def _batches(jobs: JobSource, workers: int, shrinking: bool = False
+             ) -> Iterator[list[RenderJob]]:
+    """`jobs` cut as `split_batches` would, read lazily. `shrinking`: each batch sized
+    for the jobs still to come (`batch_size` of the rest), so batches get smaller towards
+    the end and the workers finish within about one document of each other, instead of
+    one worker rendering a whole last batch while the other waits."""
+    total, taken = len(jobs), 0
     source = iter(jobs)
-    while batch := list(islice(source, per_batch)):
+    while batch := list(islice(source, batch_size(total - taken if shrinking else total,
+                                                  workers))):
+        taken += len(batch)
         yield batch
 
 
@@ -149,11 +155,11 @@ def stream_in_steps(jobs: JobSource, progress: Progress | None = None
 def stream_in_processes(jobs: JobSource, workers: int, progress: Progress | None = None
                         ) -> Iterator[Rendered]:
     """Render every job in `workers` fresh processes (spawned, so no state is inherited
-    from the caller; each builds its renderer as it starts). At most two batches per
-    worker are in flight: jobs are read as workers need them, outcomes yielded as
+    from the caller; each builds its renderer as it starts). Batches shrink towards the
+    end (`_batches`); at most two per worker are in flight: jobs are read as workers need them, outcomes yielded as
     batches finish (not in input order), `progress` told as they come back."""
     total, done = len(jobs), 0
-    batches = _batches(jobs, workers)
+    batches = _batches(jobs, workers, shrinking=True)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                              initializer=start_worker, initargs=(os.getpid(),)) as pool:

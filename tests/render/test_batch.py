@@ -67,10 +67,14 @@ def test_a_process_pool_reads_jobs_as_workers_need_them():
         if not read_at_first:
             read_at_first.append(source.read)
         done.append(item)
-    assert read_at_first[0] <= 250          # two batches of 50 per worker, and one more
+    # two batches of 50 per worker in flight, and as many again for those just finished
+    assert read_at_first[0] <= 400 < len(source)
     assert sorted(d.document_id for d in done) == list(range(800))
     assert all(d.error for d in done)
-    assert seen[-1] == (800, 800) and len(seen) == 16
+    assert seen[-1] == (800, 800)
+    assert [d for d, _ in seen] == sorted({d for d, _ in seen})   # told once per batch
+    sizes = [b - a for a, b in zip([0] + [d for d, _ in seen], [d for d, _ in seen])]
+    assert max(sizes) == 50 and min(sizes) == 1         # the batches shrank towards the end
 
 
 def test_render_progress_is_told_after_every_batch_and_logged_at_the_end():
