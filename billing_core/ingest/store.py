@@ -180,10 +180,18 @@ def _insert_postgres(conn: Connection, events: list[ValidEvent], source: str,
     return inserted
 
 
+Classified = tuple[list[Outcome | None], dict[str, ValidEvent], dict[str, list[int]]]
+
+
 def store_chunk(conn: Connection, records: list[RawRecord], customers: set[str] | frozenset[str],
-                ingested_at: datetime, source: str) -> list[Outcome]:
-    """Classify and store one chunk inside the caller's transaction."""
-    outcomes, fresh, holders = classify(records, customers, ingested_at)
+                ingested_at: datetime, source: str, classified: Classified | None = None
+                ) -> list[Outcome]:
+    """Classify (unless `classified` is `classify`'s result for these records, computed
+    earlier) and store one chunk inside the caller's transaction."""
+    if classified is None:
+        classified = classify(records, customers, ingested_at)
+    first, fresh, holders = classified
+    outcomes = list(first)   # settled here; the caller's copy stays as classified (retries)
     if fresh and conn.dialect.name == "sqlite":
         conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     if fresh:

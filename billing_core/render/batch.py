@@ -156,8 +156,9 @@ def stream_in_processes(jobs: JobSource, workers: int, progress: Progress | None
                         ) -> Iterator[Rendered]:
     """Render every job in `workers` fresh processes (spawned, so no state is inherited
     from the caller; each builds its renderer as it starts). Batches shrink towards the
-    end (`_batches`); at most two per worker are in flight: jobs are read as workers need them, outcomes yielded as
-    batches finish (not in input order), `progress` told as they come back."""
+    end (`_batches`); at most two per worker are in flight: jobs are read as workers need
+    them, outcomes yielded as batches finish (not in input order), `progress` told as
+    they come back."""
     total, done = len(jobs), 0
     batches = _batches(jobs, workers, shrinking=True)
     context = multiprocessing.get_context("spawn")

@@ -73,7 +73,8 @@ def test_a_process_pool_reads_jobs_as_workers_need_them():
     assert all(d.error for d in done)
     assert seen[-1] == (800, 800)
     assert [d for d, _ in seen] == sorted({d for d, _ in seen})   # told once per batch
-    sizes = [b - a for a, b in zip([0] + [d for d, _ in seen], [d for d, _ in seen])]
+    ends = [d for d, _ in seen]
+    sizes = [b - a for a, b in zip([0, *ends], ends, strict=False)]
     assert max(sizes) == 50 and min(sizes) == 1         # the batches shrank towards the end
 
 

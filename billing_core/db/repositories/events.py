@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from billing_core.db.models import QuarantineRow, table
 from billing_core.ingest.records import Outcome, RawRecord
-from billing_core.ingest.store import store_chunk
+from billing_core.ingest.store import Classified, store_chunk
 
 EVENT: Table = table("event")
 QUARANTINE: Table = table("quarantine")
@@ -21,9 +21,11 @@ class EventRepository:
         self.conn = conn
 
     def store(self, records: list[RawRecord], customers: set[str] | frozenset[str],
-              ingested_at: datetime, source: str) -> list[Outcome]:
-        """Validate, deduplicate and insert one chunk; one Outcome per record."""
-        return store_chunk(self.conn, records, customers, ingested_at, source)
+              ingested_at: datetime, source: str, classified: Classified | None = None
+              ) -> list[Outcome]:
+        """Validate (unless already `classified`), deduplicate and insert one chunk; one
+        Outcome per record."""
+        return store_chunk(self.conn, records, customers, ingested_at, source, classified)
 
     def count(self) -> int:
         return int(self.conn.execute(select(func.count()).select_from(EVENT)).scalar_one())
