@@ -66,11 +66,11 @@ def _missing(base: Path) -> bool:
 
 @dataclass(frozen=True)
 class Planned:
-    """A document to render: where its files go, and the hash of the content planned."""
+    """A document to render, where its files go, and whether it was a draft."""
 
     document_id: int
     base: str
-    document_hash: str
+    draft: bool
 
 
 def plan_renders(uow: SqlUnitOfWork, out_dir: Path, *, periods: Iterable[str] = (),
@@ -93,7 +93,7 @@ def plan_renders(uow: SqlUnitOfWork, out_dir: Path, *, periods: Iterable[str] = 
         else:
             wanted = row.file_hashes is None or _missing(base)
         if wanted:
-            needed.append(Planned(row.id, str(base), row.document_hash))
+            needed.append(Planned(row.id, str(base), row.status == "draft"))
         else:
             skipped += 1
     return needed, skipped, {row.period for row in rows.values()}
@@ -102,7 +102,8 @@ def plan_renders(uow: SqlUnitOfWork, out_dir: Path, *, periods: Iterable[str] = 
 class PagedJobs:
     """The planned documents as render jobs, their contents read `page` at a time (one
     short read transaction each). A document deleted since planning (a draft replaced)
-    is left out; the hash of each content read is kept for `record_renders`."""
+    or issued since (its files belong elsewhere) is left for the next render; the hash
+    of each content read is kept for `record_renders`."""
 
     def __init__(self, uow: SqlUnitOfWork, planned: Sequence[Planned], page: int = PAGE
                  ) -> None:
@@ -116,13 +117,12 @@ class PagedJobs:
         for start in range(0, len(self.planned), self.page):
             page = self.planned[start:start + self.page]
             with self.uow.read():
-                contents = self.uow.documents.contents_and_hashes(
-                    p.document_id for p in page)
+                sources = self.uow.documents.render_sources(p.document_id for p in page)
             for item in page:
-                found = contents.pop(item.document_id, None)
-                if found is None:
+                found = sources.pop(item.document_id, None)
+                if found is None or (found[2] == "draft") != item.draft:
                     continue
-                content, digest = found
+                content, digest, _ = found
                 self.read_hashes[item.document_id] = digest
                 yield RenderJob(item.document_id, content, item.base)
 
@@ -130,8 +130,9 @@ class PagedJobs:
 def record_renders(uow: SqlUnitOfWork, clock: Clock, rendered: Sequence[Rendered],
                    report: RenderReport, read_hashes: dict[int, str] | None = None) -> None:
     """Record the files' hashes (issued) or the render key (drafts), in one transaction.
-    A draft whose document changed after its content was read (`read_hashes`) keeps its
-    old key, so the next render writes it again."""
+    A document that changed after its content was read (`read_hashes`: a draft revised,
+    or issued, by another run meanwhile) gets nothing recorded, so the next render
+    writes it again."""
     with uow:
         heads = {h.id: h for h in uow.documents.heads(item.document_id for item in rendered)}
         drafts: list[dict[str, Any]] = []
@@ -149,9 +150,10 @@ def record_renders(uow: SqlUnitOfWork, clock: Clock, rendered: Sequence[Rendered
                 continue
             report.rendered += 1
             report.paths.append(str(document_paths(Path(item.base))["pdf"]))
+            if read_hashes is not None and read_hashes.get(row.id) != row.document_hash:
+                continue
             if row.status == "draft":
-                if read_hashes is None or read_hashes.get(row.id) == row.document_hash:
-                    drafts.append({"id": row.id, "rendered_key": draft_key(row)})
+                drafts.append({"id": row.id, "rendered_key": draft_key(row)})
             elif row.file_hashes is None:
                 issued.append({"id": row.id, "file_hashes": item.hashes,
                                "files_dir": str(Path(item.base).parent), "updated_at": now})

@@ -83,3 +83,30 @@ def test_a_draft_changed_while_it_renders_keeps_its_old_key(billed, tmp_path):
     with billed.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM document WHERE rendered_key IS NULL"
                                  )).scalar_one() == 0
+
+
+def test_a_draft_issued_while_it_renders_gets_no_files_recorded(billed, tmp_path):
+    from billing_core.services.finalizing import finalize_period
+    from tests.services.test_lifecycle import uow as unit
+
+    draft(billed, OCT)
+    out = tmp_path / "out"
+    issued: list[bool] = []
+
+    def finalized_meanwhile(jobs):
+        for item in stream_in_steps(jobs):
+            if not issued:               # another run issues the month meanwhile
+                issued.append(True)
+                finalize_period(unit(billed), NOV_10, OCT)
+            yield item
+
+    render_documents(uow(billed), NOV_10, out, finalized_meanwhile, periods=["2026-10"],
+                     page=1)
+    with billed.connect() as conn:   # the draft's files are not the issued invoice's
+        assert conn.execute(text("SELECT COUNT(*) FROM document WHERE number IS NOT NULL "
+                                 "AND files_dir IS NOT NULL")).scalar_one() == 0
+    again = render_documents(uow(billed), NOV_10, out, stream_in_steps, periods=["2026-10"])
+    assert again.rendered == 2
+    assert sorted(p.name for p in (out / "2026-10").glob("*.pdf")) == [
+        "INV-2026-000001.pdf", "INV-2026-000002.pdf"]
+    assert not list((out / "2026-10" / "drafts").glob("*"))

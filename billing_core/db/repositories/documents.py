@@ -94,13 +94,14 @@ class DocumentRepository:
                 .where(DOCUMENT.c.id.in_(wanted[start:start + CHUNK]))))
         return found
 
-    def contents_and_hashes(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
-        """The stored JSON of these documents and its `document_hash`, by id."""
+    def render_sources(self, ids: Iterable[int]) -> dict[int, tuple[str, str, str]]:
+        """The stored JSON of these documents, its `document_hash` and the status, by id."""
         wanted = sorted(set(ids))
-        found: dict[int, tuple[str, str]] = {}
+        found: dict[int, tuple[str, str, str]] = {}
         for start in range(0, len(wanted), CHUNK):
-            found.update((int(i), (c, h)) for i, c, h in self.conn.execute(
-                select(DOCUMENT.c.id, DOCUMENT.c.content, DOCUMENT.c.document_hash)
+            found.update((int(i), (c, h, s)) for i, c, h, s in self.conn.execute(
+                select(DOCUMENT.c.id, DOCUMENT.c.content, DOCUMENT.c.document_hash,
+                       DOCUMENT.c.status)
                 .where(DOCUMENT.c.id.in_(wanted[start:start + CHUNK]))))
         return found
 
