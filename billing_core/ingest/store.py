@@ -57,9 +57,11 @@ def candidate_json(candidate: dict[str, Any] | None) -> str | None:
     return storable(text)
 
 
+Classified = tuple[list[Outcome | None], dict[str, ValidEvent], dict[str, list[int]]]
+
+
 def classify(records: list[RawRecord], customers: set[str] | frozenset[str],
-             ingested_at: datetime) -> tuple[list[Outcome | None], dict[str, ValidEvent],
-                                             dict[str, list[int]]]:
+             ingested_at: datetime) -> Classified:
     """Validate and deduplicate within the chunk.
 
     Returns outcomes (None where the record is a new event pending storage), the new events
@@ -178,9 +180,6 @@ def _insert_postgres(conn: Connection, events: list[ValidEvent], source: str,
     inserted = {row[0] for row in cursor.fetchall()}
     cursor.execute("TRUNCATE event_stage")
     return inserted
-
-
-Classified = tuple[list[Outcome | None], dict[str, ValidEvent], dict[str, list[int]]]
 
 
 def store_chunk(conn: Connection, records: list[RawRecord], customers: set[str] | frozenset[str],

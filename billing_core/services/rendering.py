@@ -128,7 +128,7 @@ class PagedJobs:
 
 
 def record_renders(uow: SqlUnitOfWork, clock: Clock, rendered: Sequence[Rendered],
-                   report: RenderReport, read_hashes: dict[int, str] | None = None) -> None:
+                   report: RenderReport, read_hashes: dict[int, str]) -> None:
     """Record the files' hashes (issued) or the render key (drafts), in one transaction.
     A document that changed after its content was read (`read_hashes`: a draft revised,
     or issued, by another run meanwhile) gets nothing recorded, so the next render
@@ -150,7 +150,7 @@ def record_renders(uow: SqlUnitOfWork, clock: Clock, rendered: Sequence[Rendered
                 continue
             report.rendered += 1
             report.paths.append(str(document_paths(Path(item.base))["pdf"]))
-            if read_hashes is not None and read_hashes.get(row.id) != row.document_hash:
+            if read_hashes.get(row.id) != row.document_hash:
                 continue
             if row.status == "draft":
                 drafts.append({"id": row.id, "rendered_key": draft_key(row)})

@@ -84,26 +84,24 @@ class DocumentRepository:
                                .order_by(DOCUMENT.c.id))
         return found
 
-    def contents(self, ids: Iterable[int]) -> dict[int, str]:
-        """The stored JSON of these documents, by id."""
+    def _columns_by_id(self, ids: Iterable[int], *names: str) -> dict[int, tuple[Any, ...]]:
+        """These columns of these documents, by id (CHUNK ids per statement)."""
         wanted = sorted(set(ids))
-        found: dict[int, str] = {}
+        found: dict[int, tuple[Any, ...]] = {}
         for start in range(0, len(wanted), CHUNK):
-            found.update((int(i), c) for i, c in self.conn.execute(
-                select(DOCUMENT.c.id, DOCUMENT.c.content)
+            found.update((int(row[0]), tuple(row[1:])) for row in self.conn.execute(
+                select(DOCUMENT.c.id, *(DOCUMENT.c[name] for name in names))
                 .where(DOCUMENT.c.id.in_(wanted[start:start + CHUNK]))))
         return found
 
+    def contents(self, ids: Iterable[int]) -> dict[int, str]:
+        """The stored JSON of these documents, by id."""
+        return {i: c for i, (c,) in self._columns_by_id(ids, "content").items()}
+
     def render_sources(self, ids: Iterable[int]) -> dict[int, tuple[str, str, str]]:
         """The stored JSON of these documents, its `document_hash` and the status, by id."""
-        wanted = sorted(set(ids))
-        found: dict[int, tuple[str, str, str]] = {}
-        for start in range(0, len(wanted), CHUNK):
-            found.update((int(i), (c, h, s)) for i, c, h, s in self.conn.execute(
-                select(DOCUMENT.c.id, DOCUMENT.c.content, DOCUMENT.c.document_hash,
-                       DOCUMENT.c.status)
-                .where(DOCUMENT.c.id.in_(wanted[start:start + CHUNK]))))
-        return found
+        return {i: (c, h, s) for i, (c, h, s) in
+                self._columns_by_id(ids, "content", "document_hash", "status").items()}
 
     def by_reference(self, reference: str) -> DocumentRow | None:
         """A document by its number, or a draft by its draft reference."""
