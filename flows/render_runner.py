@@ -11,16 +11,18 @@ Chosen per run (flow parameters) or by setting (environment, read at run time):
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, get_args
+from itertools import islice
+from typing import Any, Literal, get_args
 
 from billing_core.render.batch import (
+    JobSource,
     Progress,
     Rendered,
     RenderJob,
+    cut_batches,
     render_batch,
-    split_batches,
     stream_in_processes,
     stream_in_steps,
 )
@@ -99,13 +101,32 @@ def render_document_batch(jobs: list[RenderJob]) -> list[Rendered]:
     return render_batch(jobs)
 
 
-def render_on_dask(jobs: Iterable[RenderJob], plan: RenderPlan) -> list[Rendered]:
+def render_on_dask(jobs: JobSource, plan: RenderPlan) -> Iterator[Rendered]:
     """Batches as Prefect tasks on an existing Dask cluster (files land where the jobs say,
-    as the workers see it: give them a shared folder). The jobs are all read before the
-    batches are handed out; the outcomes are recorded a page at a time as usual."""
+    as the workers see it: give them a shared folder). As with the local pool, jobs are
+    read as batches are handed out, at most two batches per worker are in flight, and
+    outcomes come back as batches finish, so the caller records them a page at a time."""
+    from distributed import as_completed
     from prefect_dask import DaskTaskRunner
 
-    batches = split_batches(list(jobs), plan.workers)
+    batches = cut_batches(jobs, plan.workers, shrinking=True)
     with DaskTaskRunner(address=plan.dask_address) as runner:
-        futures = runner.map(render_document_batch, {"jobs": batches})
-        return [item for future in futures for item in future.result()]
+        running: dict[Any, Any] = {}   # the Dask future -> its Prefect future
+
+        def submit(batch: list[RenderJob]) -> Any:
+            future = runner.submit(render_document_batch, {"jobs": batch})
+            running[future.wrapped_future] = future
+            return future.wrapped_future
+
+        first = [submit(batch) for batch in islice(batches, 2 * plan.workers)]
+        if not first:
+            return
+        finishing = as_completed(first, loop=first[0].client.loop)
+        try:
+            for finished in finishing:
+                for batch in islice(batches, 1):
+                    finishing.add(submit(batch))
+                yield from running.pop(finished).result()
+        finally:   # the caller stopped early: start no more batches
+            for pending in running:
+                pending.cancel()

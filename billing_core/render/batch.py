@@ -123,8 +123,8 @@ def split_batches(items: Sequence[T], workers: int, max_batch: int = MAX_BATCH) 
     return [list(items[i:i + per_batch]) for i in range(0, len(items), per_batch)]
 
 
-def _batches(jobs: JobSource, workers: int, shrinking: bool = False
-             ) -> Iterator[list[RenderJob]]:
+def cut_batches(jobs: JobSource, workers: int, shrinking: bool = False
+                ) -> Iterator[list[RenderJob]]:
     """`jobs` cut as `split_batches` would, read lazily. `shrinking`: each batch sized
     for the jobs still to come (`batch_size` of the rest), so batches get smaller towards
     the end and the workers finish within about one document of each other, instead of
@@ -144,7 +144,7 @@ def stream_in_steps(jobs: JobSource, progress: Progress | None = None
                     ) -> Iterator[Rendered]:
     """`render_batch` in this process, batch by batch, telling `progress` after each."""
     total, done = len(jobs), 0
-    for batch in _batches(jobs, 1):
+    for batch in cut_batches(jobs, 1):
         outcomes = render_batch(batch)
         done += len(outcomes)
         if progress is not None:
@@ -156,11 +156,11 @@ def stream_in_processes(jobs: JobSource, workers: int, progress: Progress | None
                         ) -> Iterator[Rendered]:
     """Render every job in `workers` fresh processes (spawned, so no state is inherited
     from the caller; each builds its renderer as it starts). Batches shrink towards the
-    end (`_batches`); at most two per worker are in flight: jobs are read as workers need
+    end (`cut_batches`); at most two per worker are in flight: jobs are read as workers need
     them, outcomes yielded as batches finish (not in input order), `progress` told as
     they come back."""
     total, done = len(jobs), 0
-    batches = _batches(jobs, workers, shrinking=True)
+    batches = cut_batches(jobs, workers, shrinking=True)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                              initializer=start_worker, initargs=(os.getpid(),)) as pool:

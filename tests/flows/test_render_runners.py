@@ -111,3 +111,24 @@ def test_dask_and_process_pool_render_the_same_invoices_byte_for_byte(
         runs = api.read_task_runs(task_run_filter=TaskRunFilter(
             name=TaskRunFilterName(like_="render-document-batch")))
     assert runs and all(r.state.is_completed() for r in runs)
+
+
+def test_dask_reads_jobs_as_batches_are_handed_out(dask_cluster):
+    """Like the local pool: at most two batches per worker in flight, the rest read as
+    batches finish, every job's outcome back exactly once, batches shrinking at the end."""
+    from billing_core.render.batch import RenderJob
+    from flows.render_runner import render_on_dask
+    from tests.render.test_batch import CountedJobs
+
+    source = CountedJobs([RenderJob(i, "{}", f"/nonexistent/dir/{i}") for i in range(240)])
+    plan = RenderPlan("dask", 2, dask_cluster.scheduler_address)
+    read_at_first: list[int] = []
+    done = []
+    for item in render_on_dask(source, plan):
+        if not read_at_first:
+            read_at_first.append(source.read)
+        done.append(item)
+    # 240 jobs for 2 workers: batches of 30 and fewer; four in flight, one more read ahead
+    assert read_at_first[0] <= 5 * 30 < len(source)
+    assert sorted(d.document_id for d in done) == list(range(240))
+    assert all(d.error for d in done)   # content "{}" is not a document
