@@ -98,10 +98,10 @@ def markdown(document: dict[str, Any]) -> str:
                      f"{steps['render_all']:.2f} s ({steps['invoices']} invoices); the flow "
                      f"added {e2e['overhead_seconds']:.2f} s "
                      f"({100 * e2e['overhead_share']:.1f} %)"
-                     + (f"; best of {e2e['rounds']} each, alternating (direct "
+                     + (f"; means of 2 each, in the order {e2e['order']} (direct "
                         + ", ".join(f"{s:.1f}" for s in e2e["direct_seconds"]) + " s; flow "
                         + ", ".join(f"{s:.1f}" for s in e2e["flow_seconds"]) + " s)"
-                        if "rounds" in e2e else "") + ".")
+                        if "order" in e2e else "") + ".")
     return "\n".join(lines) + "\n"
 
 
