@@ -90,6 +90,12 @@ def markdown(document: dict[str, Any]) -> str:
                      f"{1000 * render['same_page_weasyprint_seconds_per_invoice']:.1f} ms; "
                      f"the minimal page "
                      f"{1000 * render['minimal_page_seconds_per_invoice']:.1f} ms.")
+    parallel = document["stages"].get("render_parallel", {}).get("extra", {})
+    if "machine_two_process_speedup" in parallel:
+        lines.append(f"- Two processes on this machine: a pure CPU loop ran "
+                     f"{parallel['machine_two_process_speedup']:.2f} × as fast in two "
+                     f"started processes as in one (2.00 on two free cores), the ceiling "
+                     f"for render_parallel's start-up-free part.")
     e2e = document["stages"].get("end_to_end", {}).get("extra", {})
     if e2e:
         steps = e2e["steps"]

@@ -47,6 +47,9 @@ def test_runner_reports_every_stage_beside_its_baseline(backend, tmp_path):
     assert report["stages"]["peer"]["extra"]["agrees"], report["stages"]["peer"]["extra"]
     e2e = report["stages"]["end_to_end"]["extra"]
     assert e2e["steps"]["invoices"] == 15
+    # The machine's own two-process ceiling is measured beside the two-process render.
+    ceiling = report["stages"]["render_parallel"]["extra"]["machine_two_process_speedup"]
+    assert 0 < ceiling < 3
     # Both sides ran twice (direct, flow, flow, direct), and their means are compared.
     assert len(e2e["direct_seconds"]) == len(e2e["flow_seconds"]) == 2
     assert report["stages"]["end_to_end"]["seconds"] == pytest.approx(
