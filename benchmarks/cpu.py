@@ -20,7 +20,7 @@ def spin(rounds: int) -> float:
     return time.perf_counter() - started
 
 
-def two_process_speedup(rounds: int = 5_000_000, repeats: int = 3) -> float:
+def two_process_speedup(rounds: int = 5_000_000, repeats: int = 5) -> float:
     """How much faster two processes do two loops' work than one process does one loop's
     (2.0 on two free cores), the median of `repeats`."""
     context = multiprocessing.get_context("spawn")

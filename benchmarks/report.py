@@ -94,8 +94,8 @@ def markdown(document: dict[str, Any]) -> str:
     if "machine_two_process_speedup" in parallel:
         lines.append(f"- Two processes on this machine: a pure CPU loop ran "
                      f"{parallel['machine_two_process_speedup']:.2f} × as fast in two "
-                     f"started processes as in one (2.00 on two free cores), the ceiling "
-                     f"for render_parallel's start-up-free part.")
+                     f"started processes as in one (2.00 on two free cores; context for "
+                     f"render_parallel, itself noisy).")
     e2e = document["stages"].get("end_to_end", {}).get("extra", {})
     if e2e:
         steps = e2e["steps"]
