@@ -98,6 +98,19 @@ def test_render_progress_is_told_after_every_batch_and_logged_at_the_end():
 
 
 @pytest.mark.slow
+def _pool_workers(psutil, pid):
+    """The spawned pool workers among `pid`'s children (a child that ends while it is
+    looked at, such as a short-lived helper, is not one)."""
+    found = []
+    for child in psutil.Process(pid).children():
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
 def test_pool_workers_end_when_their_parent_is_killed(issue_catalog, tmp_path):
     """kill -9 of the process that owns the pool: its workers do not go on rendering."""
     import os
@@ -120,8 +133,7 @@ def test_pool_workers_end_when_their_parent_is_killed(issue_catalog, tmp_path):
         deadline = time.monotonic() + 120
         workers: list[psutil.Process] = []
         while time.monotonic() < deadline:   # wait until both workers are rendering
-            workers = [c for c in psutil.Process(parent.pid).children()
-                       if "spawn_main" in " ".join(c.cmdline())]
+            workers = _pool_workers(psutil, parent.pid)
             if len(workers) == 2 and any(tmp_path.rglob("*.pdf")):
                 break
             time.sleep(0.2)
