@@ -26,14 +26,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from billing_core.errors import describe
 from billing_core.failpoints import failpoint
 from billing_core.render.files import write_document_files
 from billing_core.render.pdf import PdfRenderer
-
-T = TypeVar("T")
 
 MAX_BATCH = 50
 _renderer: PdfRenderer | None = None
@@ -115,17 +113,10 @@ def batch_size(items: int, workers: int, max_batch: int = MAX_BATCH) -> int:
     return max(1, min(max_batch, math.ceil(items / (max(1, workers) * 4))))
 
 
-def split_batches(items: Sequence[T], workers: int, max_batch: int = MAX_BATCH) -> list[list[T]]:
-    """Contiguous batches of `batch_size` items, never empty."""
-    if not items:
-        return []
-    per_batch = batch_size(len(items), workers, max_batch)
-    return [list(items[i:i + per_batch]) for i in range(0, len(items), per_batch)]
-
-
 def cut_batches(jobs: JobSource, workers: int, shrinking: bool = False
                 ) -> Iterator[list[RenderJob]]:
-    """`jobs` cut as `split_batches` would, read lazily. `shrinking`: each batch sized
+    """`jobs` in contiguous batches of `batch_size` items, never empty, read lazily.
+    `shrinking`: each batch sized
     for the jobs still to come (`batch_size` of the rest), so batches get smaller towards
     the end and the workers finish within about one document of each other, instead of
     one worker rendering a whole last batch while the other waits."""

@@ -5,13 +5,14 @@ import json
 import pytest
 
 from billing_core.documents.model import to_json
-from billing_core.render.batch import RenderJob, render_batch, render_in_processes, split_batches
+from billing_core.render.batch import RenderJob, cut_batches, render_batch, render_in_processes
 from tests.render.test_render import make_invoice
 
 
+@pytest.mark.parametrize("shrinking", [False, True])
 @pytest.mark.parametrize(("items", "workers"), [(1, 1), (7, 2), (100, 2), (1000, 2), (5, 8)])
-def test_batches_cover_every_item_once_in_order(items, workers):
-    batches = split_batches(list(range(items)), workers)
+def test_batches_cover_every_item_once_in_order(items, workers, shrinking):
+    batches = list(cut_batches(list(range(items)), workers, shrinking))
     assert [i for batch in batches for i in batch] == list(range(items))
     assert all(0 < len(batch) <= 50 for batch in batches)
     # enough batches to keep every worker busy, when there are enough items
@@ -19,7 +20,7 @@ def test_batches_cover_every_item_once_in_order(items, workers):
 
 
 def test_no_items_no_batches():
-    assert split_batches([], 4) == []
+    assert list(cut_batches([], 4)) == []
 
 
 def jobs(catalog, folder, count):
