@@ -116,10 +116,10 @@ def batch_size(items: int, workers: int, max_batch: int = MAX_BATCH) -> int:
 def cut_batches(jobs: JobSource, workers: int, shrinking: bool = False
                 ) -> Iterator[list[RenderJob]]:
     """`jobs` in contiguous batches of `batch_size` items, never empty, read lazily.
-    `shrinking`: each batch sized
-    for the jobs still to come (`batch_size` of the rest), so batches get smaller towards
-    the end and the workers finish within about one document of each other, instead of
-    one worker rendering a whole last batch while the other waits."""
+    `shrinking`: each batch sized for the jobs still to come (`batch_size` of the rest),
+    so batches get smaller towards the end and the workers finish within about one
+    document of each other, instead of one worker rendering a whole last batch while the
+    other waits."""
     total, taken = len(jobs), 0
     source = iter(jobs)
     while batch := list(islice(source, batch_size(total - taken if shrinking else total,

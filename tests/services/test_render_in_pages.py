@@ -87,7 +87,6 @@ def test_a_draft_changed_while_it_renders_keeps_its_old_key(billed, tmp_path):
 
 def test_a_draft_issued_while_it_renders_gets_no_files_recorded(billed, tmp_path):
     from billing_core.services.finalizing import finalize_period
-    from tests.services.test_lifecycle import uow as unit
 
     draft(billed, OCT)
     out = tmp_path / "out"
@@ -97,7 +96,7 @@ def test_a_draft_issued_while_it_renders_gets_no_files_recorded(billed, tmp_path
         for item in stream_in_steps(jobs):
             if not issued:               # another run issues the month meanwhile
                 issued.append(True)
-                finalize_period(unit(billed), NOV_10, OCT)
+                finalize_period(uow(billed), NOV_10, OCT)
             yield item
 
     render_documents(uow(billed), NOV_10, out, finalized_meanwhile, periods=["2026-10"],
