@@ -5,7 +5,13 @@ import json
 import pytest
 
 from billing_core.documents.model import to_json
-from billing_core.render.batch import RenderJob, cut_batches, render_batch, render_in_processes
+from billing_core.render.batch import (
+    RenderJob,
+    cut_batches,
+    old_objects_frozen,
+    render_batch,
+    render_in_processes,
+)
 from tests.render.test_render import make_invoice
 
 
@@ -40,6 +46,66 @@ def test_a_process_pool_writes_the_same_bytes_as_this_process(issue_catalog, tmp
     assert written == sorted(p.relative_to(pool) for p in pool.rglob("*") if p.is_file())
     for path in written:
         assert (here / path).read_bytes() == (pool / path).read_bytes(), path
+
+
+class Cycle:
+    """An object in a reference cycle: only the cyclic collector frees it."""
+
+    def __init__(self):
+        self.me = self
+
+
+def test_a_batch_renders_with_old_objects_frozen_and_leaves_the_collector_as_found(
+        issue_catalog, tmp_path, monkeypatch):
+    import gc
+    import weakref
+
+    import billing_core.render.batch as batch
+
+    seen = []
+    real = batch.write_document_files
+
+    def watched(*args):
+        seen.append(gc.get_freeze_count())
+        return real(*args)
+
+    monkeypatch.setattr(batch, "write_document_files", watched)
+    broken = RenderJob(99, "not a document", str(tmp_path / "broken"))
+    done = render_batch([*jobs(issue_catalog, tmp_path, 2), broken])
+    assert [d.error is None for d in done] == [True, True, False]
+    assert len(seen) == 3 and min(seen) > 0   # every document rendered with a freeze
+    assert gc.get_freeze_count() == 0          # and undone after, a failure included
+
+    old = Cycle()
+    gone_old = weakref.ref(old)
+    with old_objects_frozen():
+        new = Cycle()
+        gone_new = weakref.ref(new)
+        del old, new
+        gc.collect()
+        assert gone_new() is None      # made during the batch: collected as usual
+        assert gone_old() is not None  # older: left alone while the batch runs
+    gc.collect()
+    assert gone_old() is None          # and collected again after it
+
+
+def test_a_process_that_froze_objects_itself_keeps_its_freeze():
+    import gc
+
+    # The count itself may fall while the block runs (a frozen object freed by reference
+    # counting), so the test is that the block neither freezes again nor thaws.
+    calls = []
+    gc.freeze()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+            patch.setattr(gc, "unfreeze", lambda: calls.append("unfreeze"))
+            with old_objects_frozen():
+                pass
+        assert calls == []
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 class CountedJobs:
