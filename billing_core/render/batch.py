@@ -33,6 +33,7 @@ from billing_core.errors import describe
 from billing_core.failpoints import failpoint
 from billing_core.render.files import write_document_files
 from billing_core.render.pdf import PdfRenderer
+from billing_core.render.stack_room import with_stack_room
 
 MAX_BATCH = 50
 _renderer: PdfRenderer | None = None
@@ -96,9 +97,9 @@ def old_objects_frozen() -> Iterator[None]:
 
 def render_batch(jobs: Iterable[RenderJob]) -> list[Rendered]:
     """Write each job's files with this process's renderer, in order (see
-    `old_objects_frozen`)."""
+    `old_objects_frozen` and `stack_room`)."""
     with old_objects_frozen():
-        return _render_each(jobs)
+        return with_stack_room(_render_each, jobs)
 
 
 def _render_each(jobs: Iterable[RenderJob]) -> list[Rendered]:
