@@ -11,8 +11,9 @@ caller's depth, and 9 % more time inside a Prefect task than called directly
 
 `with_stack_room` calls through a function whose frame claims `ROOM_WORDS` slots of
 stack: the interpreter puts that frame at the start of a chunk of twice that size, and
-every callee's frame fits in the rest. Only the touched pages are ever mapped in; the
-chunk is freed when the call returns. Elsewhere (other Pythons) it is a plain call.
+the callees' frames fit in the rest (deeper still, calls take new chunks as before).
+Only the touched pages are ever mapped in; the chunk is freed when the call returns.
+Elsewhere (other Pythons) it is a plain call.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, ParamSpec, TypeVar
 P = ParamSpec("P")
 R = TypeVar("R")
 
-ROOM_WORDS = 1 << 16   # 512 KiB of frame slots: more than the recursion limit can use
+ROOM_WORDS = 1 << 16   # 512 KiB of frame slots: thousands of frames of ordinary size
 
 
 def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -33,7 +34,7 @@ def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 _roomy_call = types.FunctionType(
     _call.__code__.replace(co_stacksize=_call.__code__.co_stacksize + ROOM_WORDS),
-    _call.__globals__, "with_stack_room")
+    _call.__globals__, "_roomy_call")
 
 
 def with_stack_room(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
