@@ -271,10 +271,12 @@ def _statements(dialect: str, windows: Sequence[Window]
 
 def _rounded(numerator: Decimal, denominator: int | Decimal) -> Decimal:
     """numerator / denominator rounded half-up to 18 decimal places, without exponent."""
-    from billing_core.money import normalize_quantity, ratio
+    from billing_core.money import EXACT_QUANTIZE, normalize_quantity, ratio
 
+    # in a context of 120 digits: the thread's default (28) cannot hold 18 decimals of a
+    # quantity above 10^10 and would refuse it
     return normalize_quantity(ratio(numerator, denominator).quantize(
-        AVERAGE_PLACES, rounding=ROUND_HALF_UP))
+        AVERAGE_PLACES, rounding=ROUND_HALF_UP, context=EXACT_QUANTIZE))
 
 
 def _measure_allowances(conn: Connection, meters: Mapping[str, Meter],

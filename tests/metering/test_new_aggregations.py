@@ -32,6 +32,15 @@ def test_avg_of_values_that_do_not_divide_evenly_is_rounded_to_18_places(engine,
     assert usage(engine, catalog)[0]["mean"].quantity == D("0.666666666666666667")
 
 
+def test_avg_of_large_values_keeps_its_18_places(engine, tmp_path):
+    """A mean above 10^10 with 18 decimal places needs more than the 28 digits of
+    Python's default decimal context; it used to be refused."""
+    big = 10 ** 15
+    catalog = setup(engine, tmp_path, [meter("mean", "avg", "n")],
+                    [{"metadata": {"n": v}} for v in (big, big + 1, big + 1)])
+    assert usage(engine, catalog)[0]["mean"].quantity == D("1000000000000000.666666666666666667")
+
+
 def _lago(engine, tmp_path, events, meters=None):
     meters = meters or [meter("storage", "weighted_sum", "value")]
     rows = [{"timestamp": ts, "metadata": data} for ts, data in events]
