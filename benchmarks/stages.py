@@ -150,6 +150,12 @@ def _floor_table(engine: Engine) -> None:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
         if engine.dialect.name == "postgresql":
             conn.exec_driver_sql(f"CREATE TABLE {FLOOR_TABLE} (LIKE event INCLUDING ALL)")
+            # its own sequence: numbers taken from the events' would leave them pending
+            # (not in the roll-ups) and send the aggregate stage to raw events
+            conn.exec_driver_sql(f"CREATE SEQUENCE {FLOOR_TABLE}_seq OWNED BY "
+                                 f"{FLOOR_TABLE}.seq")
+            conn.exec_driver_sql(f"ALTER TABLE {FLOOR_TABLE} ALTER COLUMN seq SET DEFAULT "
+                                 f"nextval('{FLOOR_TABLE}_seq')")
             return
         for (sql,) in conn.exec_driver_sql(
                 "SELECT sql FROM sqlite_master WHERE tbl_name = 'event' AND sql IS NOT NULL "
@@ -274,12 +280,27 @@ def aggregate_stage(engine: Engine, catalog: Catalog, period: BillingPeriod,
                                                              None, catalog))
     base_seconds, _ = best_of(repeats, lambda: hand_group_by(engine, period))
     meters = len({k for u in usage.usage.values() for k in u})
+    source = rollup_source(engine)
     return StageResult(
         "aggregate", seconds, events, base_seconds, events, "events",
         f"measure_period: {len(usage.subscriptions)} subscriptions x {meters} meters "
-        f"(filters, exact sums, unique counts, last values)",
+        f"(filters, exact sums, unique counts, last values; {source})",
         "one GROUP BY customer, event name with COUNT, SUM and MAX",
-        extra={"repeats": repeats, "best_of": True}), usage
+        extra={"repeats": repeats, "best_of": True, "usage_from": source}), usage
+
+
+def rollup_source(engine: Engine) -> str:
+    """Where measuring reads counts and sums from: the roll-ups the ingest kept up to
+    date (PostgreSQL), or raw events."""
+    from billing_core.metering import rollup
+
+    with engine.connect() as conn:
+        found = rollup.state(conn)
+    if found is None:
+        return "raw events"
+    if not found.current:
+        return "raw events: the roll-ups are behind"
+    return f"roll-ups of {len(found.fingerprints)} meter tests, raw events for the rest"
 
 
 # --- peer --------------------------------------------------------------------------------

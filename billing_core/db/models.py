@@ -74,6 +74,7 @@ class EventRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_event_customer_name_ts", "customer_id", "event_name", "ts"),
         Index("ix_event_ingested_at", "ingested_at"),
+        Index("ix_event_seq", "seq", postgresql_using="brin").ddl_if(dialect="postgresql"),
     )
     event_id: str = Field(primary_key=True, max_length=256)
     customer_id: str = Field(max_length=128)
@@ -83,6 +84,43 @@ class EventRow(SQLModel, table=True):
     payload_hash: str = Field(max_length=32)
     ingested_at: datetime = Field(sa_column=_utc())
     source: str = Field(sa_column=Column(Text, nullable=False))
+    # PostgreSQL: the order events were stored in (a sequence's default; NULL on SQLite),
+    # which tells the usage roll-ups which events they already hold
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class UsageRollupRow(SQLModel, table=True):
+    """PostgreSQL: one meter's usage by one customer on one UTC day, kept as events are
+    stored (`billing_core.metering.rollup`); `fingerprint` names the meter's test."""
+
+    __tablename__ = "usage_rollup"
+    customer_id: str = Field(primary_key=True, max_length=128)
+    fingerprint: str = Field(primary_key=True, max_length=64)
+    day: date = Field(primary_key=True)
+    matched: int = Field(sa_column=Column(BigInteger, nullable=False))
+    present: int = Field(sa_column=Column(BigInteger, nullable=False))
+    numbers: int = Field(sa_column=Column(BigInteger, nullable=False))
+    total: Decimal | None = Field(default=None, sa_column=Column(ExactDecimal(80)))
+    high: Decimal | None = Field(default=None, sa_column=Column(ExactDecimal(80)))
+    low: Decimal | None = Field(default=None, sa_column=Column(ExactDecimal(80)))
+
+
+class UsageRollupMeterRow(SQLModel, table=True):
+    """A meter test whose roll-up is complete up to the watermark."""
+
+    __tablename__ = "usage_rollup_meter"
+    fingerprint: str = Field(primary_key=True, max_length=64)
+    meter: str = Field(max_length=64)
+    definition: str = Field(sa_column=Column(Text, nullable=False))
+    rolled_at: datetime = Field(sa_column=_utc())
+
+
+class UsageRollupStateRow(SQLModel, table=True):
+    """The roll-ups hold every event with seq <= watermark (one row; PostgreSQL only)."""
+
+    __tablename__ = "usage_rollup_state"
+    id: int = Field(primary_key=True)
+    watermark: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class QuarantineRow(SQLModel, table=True):

@@ -22,6 +22,7 @@ from billing_core.ingest.readers import parse_line
 from billing_core.ingest.records import Outcome, RawRecord, Reason, ValidEvent
 from billing_core.ingest.validate import Rejected, validate
 from billing_core.limits import MAX_RECORD_BYTES
+from billing_core.metering import rollup
 
 LOOKUP_BATCH = 5_000
 # SQLite: each chunk is one transaction, and every event lands on a random leaf of each
@@ -175,8 +176,8 @@ def _insert_postgres(conn: Connection, events: list[ValidEvent], source: str,
             copy.write_row((e.event_id, e.customer_id, e.event_name, e.ts, e.metadata_json,
                             e.payload_hash, ingested_at, source))
     cursor.execute(
-        "INSERT INTO event SELECT * FROM event_stage ON CONFLICT (event_id) DO NOTHING "
-        "RETURNING event_id")
+        f"INSERT INTO event ({columns}) SELECT {columns} FROM event_stage "
+        f"ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
     inserted = {row[0] for row in cursor.fetchall()}
     cursor.execute("TRUNCATE event_stage")
     return inserted
@@ -194,6 +195,7 @@ def store_chunk(conn: Connection, records: list[RawRecord], customers: set[str] 
     if fresh and conn.dialect.name == "sqlite":
         conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     if fresh:
+        rollup.hold_for_storing(conn)
         stored = _stored_hashes(conn, list(fresh))
         new_events: list[ValidEvent] = []
         for event_id, event in fresh.items():

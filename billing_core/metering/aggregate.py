@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -38,6 +38,7 @@ from sqlalchemy import Connection, text
 
 from billing_core.catalog.models import NUMERIC_AGGREGATIONS, Meter
 from billing_core.db.types import sqlite_datetime
+from billing_core.metering import rollup
 from billing_core.metering.json_sql import JsonSql, Params, json_sql
 from billing_core.money import EXACT
 
@@ -333,7 +334,8 @@ def measure_each(conn: Connection, meters: Mapping[str, Meter], windows: Sequenc
 
 
 def _grouped_in_workers(conn: Connection, sql: JsonSql, meters: Sequence[Meter],
-                        windows: Sequence[Window]) -> dict[str, dict[str, Any]]:
+                        windows: Sequence[Window], scan: bool = True
+                        ) -> dict[str, dict[str, Any]]:
     """PostgreSQL: one GROUP BY window with a FILTER per count, sum, max or min, so each
     parallel worker aggregates its share of the events (a partial aggregate) and the
     leader only combines the workers' rows: n{i}, q{i}, p{i}, c{i}, as `_counts` reads
@@ -357,7 +359,7 @@ def _grouped_in_workers(conn: Connection, sql: JsonSql, meters: Sequence[Meter],
                            f"AS c{i}")
     query = (f"SELECT w.k AS window_key, {', '.join(columns)} "
              f"{_scope(conn, sql, windows, meters)} GROUP BY w.k")
-    with _scanning(conn, windows):
+    with _scanning(conn, windows if scan else ()):
         return {row["window_key"]: dict(row)
                 for row in conn.execute(text(query), sql.params.values).mappings()}
 
@@ -396,12 +398,64 @@ def _grouped(conn: Connection, meters: Sequence[Meter], windows: Sequence[Window
     params = Params()
     sql = json_sql(conn.dialect.name, params)
     if sql.dialect != "sqlite":
+        found = rollup.state(conn)
+        if found is not None and found.current:
+            return _grouped_from_rollups(conn, meters, windows, found.fingerprints)
         return _grouped_in_workers(conn, sql, meters, windows)
     columns = [c for i, m in enumerate(meters) for c in _sqlite_columns(sql, i, m)]
     query = (f"SELECT w.k AS window_key, {', '.join(columns)} "
              f"{_scope(conn, sql, windows, meters)} GROUP BY {_group_key(sql)}")
     return {row["window_key"]: dict(row)
             for row in conn.execute(text(query), params.values).mappings()}
+
+
+def _grouped_from_rollups(conn: Connection, meters: Sequence[Meter],
+                          windows: Sequence[Window], held: frozenset[str]
+                          ) -> dict[str, dict[str, Any]]:
+    """PostgreSQL, roll-ups up to date: `_grouped_in_workers`' rows, with each window's
+    whole UTC days read from the roll-ups of the meters they hold, and the rest (partial
+    days at the window's ends; meters without a roll-up) from raw events."""
+    tests = {i: f for i, f in ((i, rollup.fingerprint(m)) for i, m in enumerate(meters))
+             if f in held}
+    rolled = [m for i, m in enumerate(meters) if i in tests]
+    raw_meters = [(i, m) for i, m in enumerate(meters) if i not in tests]
+    parts: dict[str, list[dict[str, Any]]] = {w.key: [] for w in windows}
+    whole: list[tuple[str, str, date, date]] = []
+    edges: list[Window] = []
+    edge_of: dict[str, str] = {}
+    for window in windows:
+        days = rollup.split(window.start, window.end) if rolled else None
+        pieces = [(window.start, window.end)] if days is None else list(days.edges)
+        if days is not None:
+            whole.append((window.key, window.customer_id, days.first, days.last))
+        for n, (start, end) in enumerate(pieces):
+            key = f"{len(edges)}:{n}"
+            edge_of[key] = window.key
+            edges.append(replace(window, key=key, start=start, end=end))
+    for key, values in rollup.read(conn, tests, whole).items():
+        parts[key].append(rollup.as_row(values, meters))
+    if raw_meters:   # meters no roll-up holds: their whole windows, from raw events
+        params = Params()
+        found = _grouped_in_workers(conn, json_sql(conn.dialect.name, params),
+                                    [m for _, m in raw_meters], windows)
+        for key, row in found.items():
+            parts[key].append(_reindexed(row, [i for i, _ in raw_meters]))
+    if edges and rolled:   # partial days of the rolled meters, few events each
+        params = Params()
+        found = _grouped_in_workers(conn, json_sql(conn.dialect.name, params), rolled,
+                                    edges, scan=False)
+        indices = list(tests)
+        for key, row in found.items():
+            parts[edge_of[key]].append(_reindexed(row, indices))
+    return {key: rollup.merged(found_parts, meters) | {"window_key": key}
+            for key, found_parts in parts.items() if found_parts}
+
+
+def _reindexed(row: Mapping[str, Any], indices: Sequence[int]) -> dict[str, Any]:
+    """A row computed for a subset of the meters, with each column renamed to the
+    meter's index in the whole list (n0 of the subset -> n{indices[0]})."""
+    return {f"{name[0]}{indices[int(name[1:])]}": value for name, value in row.items()
+            if name != "window_key"}
 
 
 def _allowance_values(conn: Connection, meter: Meter, allowance: Allowance,

@@ -177,8 +177,26 @@ def ingest_paths(uow: SqlUnitOfWork, paths: list[str | Path], clock: Clock, *,
         if file_report.error:
             report.errors.append(file_report.error)
     if report.total.ingested:
+        _roll_up_after(uow, clock, report.notes)
         _alerts_after(uow, clock, report)
     return report
+
+
+def _roll_up_after(uow: SqlUnitOfWork, clock: Clock, notes: list[str]) -> None:
+    """Add the new events to the usage roll-ups (PostgreSQL). A failure here is a note:
+    the events are stored, and metering reads them raw until a later roll-up succeeds."""
+    from billing_core.services.metering import roll_up_usage
+
+    try:
+        report = roll_up_usage(uow, clock)
+    except Exception as exc:
+        log.warning("usage roll-ups were not brought up to date: %s", describe(exc))
+        notes.append(f"usage roll-ups were not brought up to date: {describe(exc)} "
+                     f"(metering reads raw events until the next ingest)")
+        return
+    if report is not None and report.failed:
+        notes.append(f"{len(report.failed)} usage roll-up(s) could not be built; their "
+                     f"meters are measured from raw events: {next(iter(report.failed.values()))}")
 
 
 def _alerts_after(uow: SqlUnitOfWork, clock: Clock, report: IngestReport) -> None:
@@ -230,6 +248,8 @@ def replay_quarantine(uow: SqlUnitOfWork, clock: Clock,
                 uow.quarantine.settle(row.id, outcome, now, storable(outcome.detail or ""))
             uow.commit()
         accounting.count(outcomes)
+    if accounting.ingested:
+        _roll_up_after(uow, clock, [])
     return accounting
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from billing_core.catalog.models import Catalog, Subscription
+from billing_core.clock import Clock
 from billing_core.invoicing import window_of
-from billing_core.metering import MeterUsage, Window, measure, skipped_by_meter
+from billing_core.metering import MeterUsage, Window, measure, rollup, skipped_by_meter
+from billing_core.metering.rollup import RollupReport
 from billing_core.periods import BillingPeriod
-from billing_core.services.catalog import current_catalog
+from billing_core.services.catalog import NoCatalog, current_catalog
 from billing_core.services.drafting import window
 from billing_core.services.unit_of_work import SqlUnitOfWork
 
@@ -48,3 +50,19 @@ def measure_period(uow: SqlUnitOfWork, period: BillingPeriod,
         usage = measure(uow.connection, catalog.meters_by_key, windows)
     subs = {s.id: s for s in catalog.subscriptions}
     return PeriodUsage(period, [subs[w.key] for w in windows], usage)
+
+
+def roll_up_usage(uow: SqlUnitOfWork, clock: Clock) -> RollupReport | None:
+    """Bring the usage roll-ups (PostgreSQL) up to date with the stored events, for the
+    meters of the catalog in force: one transaction, which holds back ingests while it
+    runs. None where no roll-ups are kept (SQLite) or there is no catalog yet."""
+    if not rollup.maintained(uow.engine.dialect.name):
+        return None
+    with uow:
+        try:
+            meters = current_catalog(uow).meters
+        except NoCatalog:
+            return None
+        report = rollup.roll_up(uow.connection, meters, clock.now())
+        uow.commit()
+    return report

@@ -242,8 +242,9 @@ def test_integers_and_decimals_combine(engine, tmp_path):
 
 def test_events_stay_in_the_database(engine, tmp_path):
     """Aggregation returns one row per subscription (plus one per `last` value, and on
-    PostgreSQL one per distinct count, which runs apart), however many events there are:
-    no event is pulled into Python."""
+    PostgreSQL one per distinct count, which runs apart, and one per meter test read from
+    the roll-ups), however many events there are: no event is pulled into Python. (The
+    roll-ups' own bookkeeping, their state and list of tests, is not counted.)"""
     from sqlalchemy import event as sa_event
 
     meters = [meter("n", "count"), meter("s", "sum", "v"), meter("m", "max", "v"),
@@ -254,6 +255,8 @@ def test_events_stay_in_the_database(engine, tmp_path):
 
     @sa_event.listens_for(engine, "after_cursor_execute")
     def count_rows(conn, cursor, statement, parameters, context, executemany):
+        if "usage_rollup_state" in statement or "FROM usage_rollup_meter" in statement:
+            return
         if statement.lstrip().upper().startswith(("SELECT", "WITH")):
             fetched.append(len(cursor.fetchall()) if cursor.description else 0)
             cursor.execute(statement, parameters)  # leave the result for the caller
@@ -263,8 +266,10 @@ def test_events_stay_in_the_database(engine, tmp_path):
     finally:
         sa_event.remove(engine, "after_cursor_execute", count_rows)
     assert got["n"].quantity == 2000 and got["u"].quantity == 7
-    assert fetched and sum(fetched) <= 3, fetched
-    assert all(rows <= 1 for rows in fetched), fetched
+    # PostgreSQL reads two meter tests from the roll-ups: n, and s, m, u, l's (all of v)
+    tests = 2 if engine.dialect.name == "postgresql" else 1
+    assert fetched and sum(fetched) <= 2 + tests, fetched
+    assert all(rows <= tests for rows in fetched), fetched
 
 
 def test_meter_stats_counts_and_folds_exactly():

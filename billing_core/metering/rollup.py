@@ -1,0 +1,291 @@
+"""PostgreSQL: usage rolled up per meter test, customer and UTC day, as events are stored.
+
+A meter's test is its event name, filter and property; its fingerprint is a hash of the
+exact SQL that evaluates them, so two meters with the same test (a sum and a max of one
+property) share a roll-up, and a meter whose test changes gets a new one. Each roll-up
+row holds, for one customer and day, what the raw GROUP BY in `aggregate` computes for a
+window: the matching events, those with the property present, those with a number, and
+the exact sum, max and min of the numbers.
+
+Which events the roll-ups hold: every event has a `seq` from a sequence, and the one
+state row's watermark says the roll-ups hold exactly the events with seq <= watermark.
+`roll_up` (after each ingest) adds the events above the watermark and moves it, and
+backfills a test the roll-ups do not hold yet. It takes an exclusive advisory lock that
+each chunk of an ingest takes shared (`hold_for_storing`) for its whole transaction, so
+while it reads the sequence no chunk is half stored: every seq up to the sequence's last
+value is committed (or rolled back, a gap). Metering uses the roll-ups only when the
+sequence has given no number above the watermark (nothing stored since, committed or
+not); otherwise it reads raw events, as it always could. A roll-up that fails to build
+is dropped, and metering reads raw events for its meters: never an ingest's problem.
+
+Windows that start or end inside a UTC day (a customer billed at local midnight) read
+those partial days from raw events; the whole days in between come from the roll-ups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from billing_core.catalog.models import Meter
+from billing_core.errors import describe
+from billing_core.metering.json_sql import JsonSql, Params, json_sql
+
+log = logging.getLogger(__name__)
+
+VERSION = 1   # part of every fingerprint: raise it when what a roll-up row means changes
+LOCK = "hashtext('billflow:usage_rollup@' || current_schema())"
+
+
+def maintained(dialect: str) -> bool:
+    """Only PostgreSQL keeps roll-ups: SQLite reads each window's events through the index
+    and meets its aggregate target without them, where its ingest has no time to spare."""
+    return dialect == "postgresql"
+
+
+def hold_for_storing(conn: Connection) -> None:
+    """Take the roll-up lock shared for this transaction (a chunk about to store events)."""
+    if maintained(conn.dialect.name):
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({LOCK})")
+
+
+def _match(sql: JsonSql, meter: Meter) -> str:
+    name = f"e.event_name = {sql.params.add(meter.event_name)}"
+    return f"({name} AND {sql.filter(meter.filter)})" if meter.filter else f"({name})"
+
+
+def _columns(sql: JsonSql, meter: Meter, i: int) -> list[str]:
+    """The roll-up's six aggregates of one test, as in `aggregate._grouped_in_workers`."""
+    match, prop = _match(sql, meter), meter.over_property
+    matched = f"COUNT(*) FILTER (WHERE {match}) AS m{i}"
+    if prop is None:
+        return [matched, f"COUNT(*) FILTER (WHERE {match}) AS p{i}", f"0 AS n{i}",
+                f"NULL::numeric AS t{i}", f"NULL::numeric AS h{i}", f"NULL::numeric AS l{i}"]
+    number = sql.number(prop)
+    return [matched, f"COUNT({sql.string(prop)}) FILTER (WHERE {match}) AS p{i}",
+            f"COUNT(*) FILTER (WHERE {match} AND {sql.is_number(prop)}) AS n{i}",
+            f"SUM({number}) FILTER (WHERE {match}) AS t{i}",
+            f"MAX({number}) FILTER (WHERE {match}) AS h{i}",
+            f"MIN({number}) FILTER (WHERE {match}) AS l{i}"]
+
+
+def fingerprint(meter: Meter) -> str:
+    """A hash of the SQL (and its bound values) that tests and reads this meter's events."""
+    params = Params()
+    sql = json_sql("postgresql", params)
+    columns = _columns(sql, meter, 0)
+    values = {name: repr(value) for name, value in params.values.items()}
+    document = json.dumps([VERSION, columns, values], sort_keys=True)
+    return hashlib.sha256(document.encode()).hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class State:
+    watermark: int
+    last_seq: int
+    fingerprints: frozenset[str]
+
+    @property
+    def current(self) -> bool:
+        """Nothing was stored (or begun) since the roll-ups were last brought up to date."""
+        return self.last_seq <= self.watermark
+
+
+def state(conn: Connection) -> State | None:
+    """The roll-ups' state, or None where they are not kept (SQLite; a schema made without
+    the migration, which has no state row)."""
+    if not maintained(conn.dialect.name):
+        return None
+    row = conn.exec_driver_sql(
+        "SELECT s.watermark, CASE WHEN q.is_called THEN q.last_value ELSE 0 END "
+        "FROM usage_rollup_state s, event_seq q WHERE s.id = 1").first()
+    if row is None:
+        return None
+    held = frozenset(r[0] for r in conn.exec_driver_sql(
+        "SELECT fingerprint FROM usage_rollup_meter"))
+    return State(int(row[0]), int(row[1]), held)
+
+
+UPSERT = (
+    "ON CONFLICT (customer_id, fingerprint, day) DO UPDATE SET "
+    "matched = usage_rollup.matched + excluded.matched, "
+    "present = usage_rollup.present + excluded.present, "
+    "numbers = usage_rollup.numbers + excluded.numbers, "
+    "total = COALESCE(usage_rollup.total + excluded.total, usage_rollup.total, excluded.total), "
+    "high = GREATEST(usage_rollup.high, excluded.high), "
+    "low = LEAST(usage_rollup.low, excluded.low)")
+
+
+def _add(conn: Connection, tests: Mapping[str, Meter], above: int, upto: int) -> None:
+    """Add the events with above < seq <= upto to the roll-ups of `tests`, in one
+    statement: one GROUP BY customer and day, each test a set of FILTERed aggregates, then
+    one row per test and group that matched anything."""
+    params = Params()
+    sql = json_sql("postgresql", params)
+    columns: list[str] = []
+    rows: list[str] = []
+    for i, (print_, meter) in enumerate(sorted(tests.items())):
+        columns += _columns(sql, meter, i)
+        rows.append(f"({params.add(print_)}, g.m{i}, g.p{i}, g.n{i}, g.t{i}, g.h{i}, g.l{i})")
+    names = ", ".join(params.add(n) for n in sorted({m.event_name for m in tests.values()}))
+    low, high = params.add(above), params.add(upto)
+    query = (
+        "INSERT INTO usage_rollup (customer_id, fingerprint, day, matched, present, numbers, "
+        "total, high, low) SELECT g.customer_id, v.f, g.day, v.m, v.p, v.n, v.t, v.h, v.l "
+        f"FROM (SELECT e.customer_id, CAST(e.ts AS date) AS day, {', '.join(columns)} "
+        f"FROM event e WHERE e.seq > {low} AND e.seq <= {high} AND e.event_name IN ({names}) "
+        f"GROUP BY 1, 2) g CROSS JOIN LATERAL (VALUES {', '.join(rows)}) "
+        f"AS v(f, m, p, n, t, h, l) WHERE v.m > 0 {UPSERT}")
+    conn.execute(text(query), params.values)
+
+
+@dataclass
+class RollupReport:
+    """What one `roll_up` did: the events it added, the tests it backfilled or dropped."""
+
+    watermark: int = 0
+    added_above: int = 0
+    backfilled: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+    failed: dict[str, str] | None = None
+
+
+def roll_up(conn: Connection, meters: Iterable[Meter], now: datetime) -> RollupReport | None:
+    """Bring the roll-ups of these meters up to date, inside the caller's transaction
+    (which should do nothing else: it holds the lock that stops ingests until it ends).
+    Tests no meter uses any more are dropped; a test that fails to build is dropped and
+    named in the report (its meters are then measured from raw events)."""
+    if not maintained(conn.dialect.name):
+        return None
+    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LOCK})")
+    found = state(conn)
+    if found is None:
+        return None
+    wanted: dict[str, Meter] = {}
+    for meter in meters:
+        wanted.setdefault(fingerprint(meter), meter)
+    report = RollupReport(watermark=found.last_seq, added_above=found.watermark, failed={})
+    gone = sorted(found.fingerprints - wanted.keys())
+    new = {f: m for f, m in wanted.items() if f not in found.fingerprints}
+    old = {f: m for f, m in wanted.items() if f in found.fingerprints}
+    failed: dict[str, str] = {}
+    for group, above in ((old, found.watermark), (new, 0)):
+        if not group or above >= found.last_seq:
+            continue
+        try:
+            with conn.begin_nested():
+                _add(conn, group, above, found.last_seq)
+        except Exception as exc:   # a value the database refuses: measure those raw
+            failed.update({f: describe(exc) for f in group})
+            log.warning("usage roll-ups dropped (metering reads raw events for them): %s",
+                        describe(exc))
+    drop = [*gone, *failed]
+    if drop:
+        conn.execute(text("DELETE FROM usage_rollup WHERE fingerprint = ANY(:f)"),
+                     {"f": drop})
+        conn.execute(text("DELETE FROM usage_rollup_meter WHERE fingerprint = ANY(:f)"),
+                     {"f": drop})
+    fresh = [(f, m) for f, m in new.items() if f not in failed]
+    if fresh:
+        conn.execute(text("INSERT INTO usage_rollup_meter (fingerprint, meter, definition, "
+                          "rolled_at) VALUES (:f, :m, :d, :t)"),
+                     [{"f": f, "m": m.key, "d": m.model_dump_json(), "t": now}
+                      for f, m in fresh])
+    conn.execute(text("UPDATE usage_rollup_state SET watermark = :w WHERE id = 1"),
+                 {"w": found.last_seq})
+    report.backfilled = tuple(f for f, _ in fresh)
+    report.dropped = tuple(drop)
+    report.failed = failed
+    return report
+
+
+# --- reading ----------------------------------------------------------------------------
+
+def _midnight_at_or_after(moment: datetime) -> datetime:
+    day = datetime.combine(moment.date(), time())
+    return day if day == moment else day + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Split:
+    """A window's whole UTC days [first, last) and the partial days around them."""
+
+    first: date
+    last: date
+    edges: tuple[tuple[datetime, datetime], ...]
+
+
+def split(start: datetime, end: datetime) -> Split | None:
+    """The whole days of [start, end) and its edges; None when it holds no whole day."""
+    first = _midnight_at_or_after(start)
+    last = datetime.combine(end.date(), time())
+    if first >= last:
+        return None
+    edges = tuple((a, b) for a, b in ((start, first), (last, end)) if a < b)
+    return Split(first.date(), last.date(), edges)
+
+
+def read(conn: Connection, tests: Mapping[int, str],
+         windows: Sequence[tuple[str, str, date, date]]) -> dict[str, dict[int, tuple]]:
+    """Per window key and meter index: (matched, present, numbers, total, high, low) summed
+    over the window's whole days [first, last). `tests`: meter index -> fingerprint."""
+    if not windows or not tests:
+        return {}
+    keys, customers, firsts, lasts = (list(c) for c in zip(*windows, strict=True))
+    query = ("SELECT w.k, r.fingerprint, SUM(r.matched), SUM(r.present), SUM(r.numbers), "
+             "SUM(r.total), MAX(r.high), MIN(r.low) "
+             "FROM unnest(CAST(:k AS text[]), CAST(:c AS text[]), CAST(:s AS date[]), "
+             "CAST(:e AS date[])) AS w(k, c, s, e) "
+             "JOIN usage_rollup r ON r.customer_id = w.c AND r.day >= w.s AND r.day < w.e "
+             "AND r.fingerprint = ANY(CAST(:f AS text[])) GROUP BY w.k, r.fingerprint")
+    by_print: dict[str, list[int]] = {}
+    for index, print_ in tests.items():
+        by_print.setdefault(print_, []).append(index)
+    found: dict[str, dict[int, tuple]] = {}
+    rows = conn.execute(text(query), {"k": keys, "c": customers, "s": firsts, "e": lasts,
+                                      "f": sorted(by_print)})
+    for key, print_, *values in rows:
+        for index in by_print[print_]:
+            found.setdefault(key, {})[index] = tuple(values)
+    return found
+
+
+def merged(parts: Iterable[Mapping[str, Any]], meters: Sequence[Meter]) -> dict[str, Any]:
+    """Rows of `aggregate._grouped_in_workers`' shape (n, p, c, q per meter index) added up
+    over parts of one window: counts add, sums add, max and min take the larger/smaller."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        for name, value in part.items():
+            if value is None or name == "window_key":
+                continue
+            if name not in out or out[name] is None:
+                out[name] = value
+            elif name[0] == "q":
+                agg = meters[int(name[1:])].aggregation
+                out[name] = (max(out[name], value) if agg == "max" else
+                             min(out[name], value) if agg == "min" else out[name] + value)
+            else:
+                out[name] += value
+    return out
+
+
+def as_row(values: Mapping[int, tuple], meters: Sequence[Meter]) -> dict[str, Any]:
+    """A roll-up read (`read`) as a row of `_grouped_in_workers`' shape."""
+    row: dict[str, Any] = {}
+    for i, (matched, present, numbers, total, high, low) in values.items():
+        agg = meters[i].aggregation
+        row[f"n{i}"] = int(matched)
+        if agg == "count":
+            continue
+        row[f"p{i}"] = int(present)
+        row[f"c{i}"] = int(numbers)
+        if agg in ("sum", "avg", "max", "min"):
+            row[f"q{i}"] = {"max": high, "min": low}.get(agg, total)
+    return row
