@@ -105,6 +105,17 @@ class UsageRollupRow(SQLModel, table=True):
     low: Decimal | None = Field(default=None, sa_column=Column(ExactDecimal(80)))
 
 
+class UsageRollupValueRow(SQLModel, table=True):
+    """PostgreSQL: a distinct value of a unique_count meter's property, seen from one
+    customer on one UTC day."""
+
+    __tablename__ = "usage_rollup_value"
+    customer_id: str = Field(primary_key=True, max_length=128)
+    fingerprint: str = Field(primary_key=True, max_length=64)
+    day: date = Field(primary_key=True)
+    value: Any = Field(sa_column=Column(JsonDocument, primary_key=True))
+
+
 class UsageRollupMeterRow(SQLModel, table=True):
     """A meter test whose roll-up is complete up to the watermark."""
 

@@ -113,8 +113,22 @@ def distinct_apart(dialect: str) -> bool:
 
 def _distinct_counts(conn: Connection, meter: Meter, windows: Sequence[Window]
                      ) -> dict[str, Decimal]:
-    """Per window: how many distinct values of the property the matching events hold
-    (DISTINCT, then a plain count: both steps can run in parallel)."""
+    """Per window: how many distinct values of the property the matching events hold.
+    From the roll-ups where they hold this meter's values (PostgreSQL, up to date); from
+    raw events otherwise (DISTINCT, then a plain count: both steps can run in parallel)."""
+    found = rollup.state(conn)
+    print_ = rollup.value_fingerprint(meter) if found is not None else ""
+    if found is not None and found.current and print_ in found.fingerprints:
+        whole, edges = [], []
+        for w in windows:
+            days = rollup.split(w.start, w.end)
+            if days is None:
+                edges.append((w.key, w.customer_id, w.start, w.end))
+                continue
+            whole.append((w.key, w.customer_id, days.first, days.last))
+            edges += [(w.key, w.customer_id, a, b) for a, b in days.edges]
+        return {key: Decimal(count) for key, count in
+                rollup.distinct_counts(conn, meter, print_, whole, edges).items()}
     params = Params()
     sql = json_sql(conn.dialect.name, params)
     prop = meter.over_property or ""
@@ -432,7 +446,9 @@ def _grouped_from_rollups(conn: Connection, meters: Sequence[Meter],
             key = f"{len(edges)}:{n}"
             edge_of[key] = window.key
             edges.append(replace(window, key=key, start=start, end=end))
-    for key, values in rollup.read(conn, tests, whole).items():
+    with _scanning(conn, windows):   # one hash join, aggregated in memory
+        found_whole = rollup.read(conn, tests, whole)
+    for key, values in found_whole.items():
         parts[key].append(rollup.as_row(values, meters))
     if raw_meters:   # meters no roll-up holds: their whole windows, from raw events
         params = Params()

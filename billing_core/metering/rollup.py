@@ -62,18 +62,22 @@ def _match(sql: JsonSql, meter: Meter) -> str:
 
 
 def _columns(sql: JsonSql, meter: Meter, i: int) -> list[str]:
-    """The roll-up's six aggregates of one test, as in `aggregate._grouped_in_workers`."""
+    """A roll-up's aggregates of one test, as in `aggregate._grouped_in_workers`: the
+    matching events, those with the property present, those with a number, and only the
+    one of sum, max or min the meter's aggregation reads (each aggregate costs about as
+    much as the scan: a sum and a max of one property are two roll-ups)."""
     match, prop = _match(sql, meter), meter.over_property
     matched = f"COUNT(*) FILTER (WHERE {match}) AS m{i}"
     if prop is None:
         return [matched, f"COUNT(*) FILTER (WHERE {match}) AS p{i}", f"0 AS n{i}",
                 f"NULL::numeric AS t{i}", f"NULL::numeric AS h{i}", f"NULL::numeric AS l{i}"]
     number = sql.number(prop)
+    wanted = {"sum": "t", "avg": "t", "max": "h", "min": "l"}.get(meter.aggregation)
+    values = [f"{function}({number}) FILTER (WHERE {match}) AS {name}{i}" if name == wanted
+              else f"NULL::numeric AS {name}{i}"
+              for function, name in (("SUM", "t"), ("MAX", "h"), ("MIN", "l"))]
     return [matched, f"COUNT({sql.string(prop)}) FILTER (WHERE {match}) AS p{i}",
-            f"COUNT(*) FILTER (WHERE {match} AND {sql.is_number(prop)}) AS n{i}",
-            f"SUM({number}) FILTER (WHERE {match}) AS t{i}",
-            f"MAX({number}) FILTER (WHERE {match}) AS h{i}",
-            f"MIN({number}) FILTER (WHERE {match}) AS l{i}"]
+            f"COUNT(*) FILTER (WHERE {match} AND {sql.is_number(prop)}) AS n{i}", *values]
 
 
 def fingerprint(meter: Meter) -> str:
@@ -84,6 +88,27 @@ def fingerprint(meter: Meter) -> str:
     values = {name: repr(value) for name, value in params.values.items()}
     document = json.dumps([VERSION, columns, values], sort_keys=True)
     return hashlib.sha256(document.encode()).hexdigest()[:40]
+
+
+def value_fingerprint(meter: Meter) -> str:
+    """A hash of the SQL that finds a unique_count meter's distinct values."""
+    params = Params()
+    sql = json_sql("postgresql", params)
+    prop = meter.over_property or ""
+    parts = ["distinct", _match(sql, meter), sql.raw(prop), sql.is_present(prop)]
+    values = {name: repr(value) for name, value in params.values.items()}
+    document = json.dumps([VERSION, parts, values], sort_keys=True)
+    return hashlib.sha256(document.encode()).hexdigest()[:40]
+
+
+def wanted_tests(meters: Iterable[Meter]) -> dict[str, tuple[str, Meter]]:
+    """Fingerprint -> ("counts" or "values", a meter with that test) for these meters."""
+    wanted: dict[str, tuple[str, Meter]] = {}
+    for meter in meters:
+        wanted.setdefault(fingerprint(meter), ("counts", meter))
+        if meter.aggregation == "unique_count":
+            wanted.setdefault(value_fingerprint(meter), ("values", meter))
+    return wanted
 
 
 @dataclass(frozen=True)
@@ -146,6 +171,21 @@ def _add(conn: Connection, tests: Mapping[str, Meter], above: int, upto: int) ->
     conn.execute(text(query), params.values)
 
 
+def _add_values(conn: Connection, print_: str, meter: Meter, above: int, upto: int) -> None:
+    """Add the distinct values of a unique_count meter's property in the events with
+    above < seq <= upto, per customer and day (a value seen again adds nothing)."""
+    params = Params()
+    sql = json_sql("postgresql", params)
+    prop = meter.over_property or ""
+    query = (
+        "INSERT INTO usage_rollup_value (customer_id, fingerprint, day, value) "
+        f"SELECT DISTINCT e.customer_id, {params.add(print_)}, CAST(e.ts AS date), "
+        f"{sql.raw(prop)} FROM event e WHERE e.seq > {params.add(above)} "
+        f"AND e.seq <= {params.add(upto)} AND {_match(sql, meter)} AND {sql.is_present(prop)} "
+        "ON CONFLICT DO NOTHING")
+    conn.execute(text(query), params.values)
+
+
 @dataclass
 class RollupReport:
     """What one `roll_up` did: the events it added, the tests it backfilled or dropped."""
@@ -168,30 +208,40 @@ def roll_up(conn: Connection, meters: Iterable[Meter], now: datetime) -> RollupR
     found = state(conn)
     if found is None:
         return None
-    wanted: dict[str, Meter] = {}
-    for meter in meters:
-        wanted.setdefault(fingerprint(meter), meter)
+    wanted = wanted_tests(meters)
     report = RollupReport(watermark=found.last_seq, added_above=found.watermark, failed={})
     gone = sorted(found.fingerprints - wanted.keys())
-    new = {f: m for f, m in wanted.items() if f not in found.fingerprints}
-    old = {f: m for f, m in wanted.items() if f in found.fingerprints}
+    new = {f: m for f, (_, m) in wanted.items() if f not in found.fingerprints}
     failed: dict[str, str] = {}
-    for group, above in ((old, found.watermark), (new, 0)):
-        if not group or above >= found.last_seq:
-            continue
+    steps: list[tuple[dict[str, Meter], str, int]] = []
+    for kind in ("counts", "values"):
+        for held in (True, False):   # held: the events since the watermark; new: all
+            group = {f: m for f, (k, m) in wanted.items()
+                     if k == kind and (f in found.fingerprints) == held}
+            above = found.watermark if held else 0
+            if not group or above >= found.last_seq:
+                continue
+            if kind == "counts":
+                steps.append((group, kind, above))
+            else:
+                steps += [({f: m}, kind, above) for f, m in group.items()]
+    for group, kind, above in steps:
         try:
             with conn.begin_nested():
-                _add(conn, group, above, found.last_seq)
+                if kind == "counts":
+                    _add(conn, group, above, found.last_seq)
+                else:
+                    [(print_, meter)] = group.items()
+                    _add_values(conn, print_, meter, above, found.last_seq)
         except Exception as exc:   # a value the database refuses: measure those raw
             failed.update({f: describe(exc) for f in group})
             log.warning("usage roll-ups dropped (metering reads raw events for them): %s",
                         describe(exc))
     drop = [*gone, *failed]
     if drop:
-        conn.execute(text("DELETE FROM usage_rollup WHERE fingerprint = ANY(:f)"),
-                     {"f": drop})
-        conn.execute(text("DELETE FROM usage_rollup_meter WHERE fingerprint = ANY(:f)"),
-                     {"f": drop})
+        for table in ("usage_rollup", "usage_rollup_value", "usage_rollup_meter"):
+            conn.execute(text(f"DELETE FROM {table} WHERE fingerprint = ANY(:f)"),
+                         {"f": drop})
     fresh = [(f, m) for f, m in new.items() if f not in failed]
     if fresh:
         conn.execute(text("INSERT INTO usage_rollup_meter (fingerprint, meter, definition, "
@@ -255,6 +305,39 @@ def read(conn: Connection, tests: Mapping[int, str],
         for index in by_print[print_]:
             found.setdefault(key, {})[index] = tuple(values)
     return found
+
+
+def distinct_counts(conn: Connection, meter: Meter, print_: str,
+                    whole: Sequence[tuple[str, str, date, date]],
+                    edges: Sequence[tuple[str, str, datetime, datetime]]) -> dict[str, int]:
+    """Per window key: how many distinct values of the meter's property its events hold,
+    from the values of its whole days (`whole`: key, customer, first day, end day) and
+    the raw events of its partial days (`edges`: key, customer, start, end; a key may
+    have two), counted together."""
+    params = Params()
+    sql = json_sql("postgresql", params)
+    prop = meter.over_property or ""
+    parts = []
+    if whole:
+        keys, customers, firsts, lasts = (list(c) for c in zip(*whole, strict=True))
+        parts.append(
+            f"SELECT w.k, r.value AS v FROM unnest(CAST({params.add(keys)} AS text[]), "
+            f"CAST({params.add(customers)} AS text[]), CAST({params.add(firsts)} AS date[]), "
+            f"CAST({params.add(lasts)} AS date[])) AS w(k, c, s, e) "
+            f"JOIN usage_rollup_value r ON r.customer_id = w.c AND r.fingerprint = "
+            f"{params.add(print_)} AND r.day >= w.s AND r.day < w.e")
+    if edges:
+        keys, customers, starts, ends = (list(c) for c in zip(*edges, strict=True))
+        parts.append(
+            f"SELECT w.k, {sql.raw(prop)} AS v FROM unnest(CAST({params.add(keys)} AS "
+            f"text[]), CAST({params.add(customers)} AS text[]), CAST({params.add(starts)} AS "
+            f"timestamp[]), CAST({params.add(ends)} AS timestamp[])) AS w(k, c, s, e) "
+            f"JOIN event e ON e.customer_id = w.c AND e.ts >= w.s AND e.ts < w.e "
+            f"WHERE {_match(sql, meter)} AND {sql.is_present(prop)}")
+    if not parts:
+        return {}
+    query = (f"SELECT k, COUNT(DISTINCT v) FROM ({' UNION ALL '.join(parts)}) u GROUP BY k")
+    return {key: int(count) for key, count in conn.execute(text(query), params.values)}
 
 
 def merged(parts: Iterable[Mapping[str, Any]], meters: Sequence[Meter]) -> dict[str, Any]:

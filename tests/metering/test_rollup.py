@@ -30,7 +30,8 @@ def pg(engine):
 
 def meters():
     """Every aggregation, over properties that hold numbers, strings, booleans, nulls or
-    nothing, with and without filters (two meters share one test: s and m)."""
+    nothing, with and without filters (two meters share one test: s and s2, a sum and an
+    average of one property; a max of it, m, is a test of its own)."""
     flt = {"conditions": [{"key": "region", "operator": "equals", "value": "eu"}]}
     big = {"conditions": [{"key": "v", "operator": "greater_than", "value": 2}]}
     out = [{"key": "n", "name": "n", "event_name": "e", "aggregation": "count"},
@@ -39,6 +40,8 @@ def meters():
            {"key": "s", "name": "s", "event_name": "e", "aggregation": "sum",
             "over_property": "v"},
            {"key": "m", "name": "m", "event_name": "e", "aggregation": "max",
+            "over_property": "v"},
+           {"key": "s2", "name": "s2", "event_name": "e", "aggregation": "avg",
             "over_property": "v"},
            {"key": "big", "name": "big", "event_name": "e", "aggregation": "sum",
             "over_property": "v", "filter": big},
@@ -52,7 +55,7 @@ def meters():
 
 
 def value(rng):
-    return rng.choice([1, 2, 3, -4, "7", "x", True, None, "2.5", 10 ** 15, 0.125,
+    return rng.choice([1, 1.0, 2, 3, -4, "7", "x", True, None, "2.5", 10 ** 15, 0.125,
                        "1e400", 1234.5678901234])
 
 
@@ -133,9 +136,12 @@ def test_roll_ups_measure_exactly_what_raw_events_do(pg, tmp_path, seed):
 def test_each_test_is_one_roll_up_and_a_day_is_one_row(pg, tmp_path):
     rng = random.Random(4)
     catalog = setup(pg, tmp_path, rng, count=300)
-    prints = {rollup.fingerprint(m) for m in catalog.meters}
-    assert rollup.fingerprint(catalog.meter("s")) == rollup.fingerprint(catalog.meter("m"))
-    assert len(prints) < len(catalog.meters)
+    prints = set(rollup.wanted_tests(catalog.meters))
+    counts = {rollup.fingerprint(m) for m in catalog.meters}
+    assert rollup.fingerprint(catalog.meter("s")) == rollup.fingerprint(catalog.meter("s2"))
+    assert rollup.fingerprint(catalog.meter("s")) != rollup.fingerprint(catalog.meter("m"))
+    assert len(counts) < len(catalog.meters)
+    assert prints == counts | {rollup.value_fingerprint(catalog.meter("a_unique_count"))}
     with pg.connect() as conn:
         held = rollup.state(conn).fingerprints
         total = conn.execute(text(
@@ -182,7 +188,7 @@ def test_a_new_meter_is_backfilled_and_an_unused_test_dropped(pg, tmp_path):
     rng = random.Random(6)
     all_meters = meters()
     catalog = setup(pg, tmp_path, rng, meter_list=all_meters[:3])
-    first = {rollup.fingerprint(m) for m in catalog.meters}
+    first = set(rollup.wanted_tests(catalog.meters))
     changed = catalog_with(
         meters=all_meters[2:],
         products=[{"key": "p", "name": "P", "charges": [
@@ -193,7 +199,7 @@ def test_a_new_meter_is_backfilled_and_an_unused_test_dropped(pg, tmp_path):
                         "start": "2026-01-01"} for c in CUSTOMERS])
     apply(pg, changed, prune=True)
     report = roll_up_usage(SqlUnitOfWork(pg), FixedClock(datetime(2026, 11, 1)))
-    now = {rollup.fingerprint(m) for m in changed.meters}
+    now = set(rollup.wanted_tests(changed.meters))
     assert set(report.backfilled) == now - first
     assert set(report.dropped) == first - now
     with pg.connect() as conn:
@@ -214,6 +220,7 @@ def test_a_roll_up_that_fails_leaves_its_meters_to_raw_events(pg, tmp_path, monk
         raise ValueError("refused")
 
     monkeypatch.setattr(rollup, "_add", refuse)
+    monkeypatch.setattr(rollup, "_add_values", refuse)
     report = ingest(pg, [write_jsonl(tmp_path / "b.jsonl", events(rng, 300))])
     assert report.total.ingested == 300
     assert any("could not be built" in note for note in report.notes), report.notes

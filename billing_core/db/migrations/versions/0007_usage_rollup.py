@@ -2,7 +2,7 @@
 
 PostgreSQL: `event.seq` numbers events in the order they were stored (a sequence's
 default; a BRIN index, which costs next to nothing to keep as rows are appended), and
-three tables hold the roll-ups (`billing_core.metering.rollup`). The state row starts at
+four tables hold the roll-ups (`billing_core.metering.rollup`). The state row starts at
 watermark 0: every stored event is pending until the first roll-up, and metering reads
 raw events until then. SQLite gets the same tables and a NULL column, unused there.
 
@@ -12,6 +12,7 @@ Create Date: 2026-11-23
 """
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import billing_core.db.types
 
@@ -21,6 +22,7 @@ branch_labels = None
 depends_on = None
 
 DECIMAL = billing_core.db.types.ExactDecimal(length=80)
+JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql')
 
 
 def upgrade() -> None:
@@ -46,6 +48,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('customer_id', 'fingerprint', 'day'),
     )
     op.create_table(
+        'usage_rollup_value',
+        sa.Column('customer_id', sa.String(length=128), nullable=False),
+        sa.Column('fingerprint', sa.String(length=64), nullable=False),
+        sa.Column('day', sa.Date(), nullable=False),
+        sa.Column('value', JSON, nullable=False),
+        sa.PrimaryKeyConstraint('customer_id', 'fingerprint', 'day', 'value'),
+    )
+    op.create_table(
         'usage_rollup_meter',
         sa.Column('fingerprint', sa.String(length=64), nullable=False),
         sa.Column('meter', sa.String(length=64), nullable=False),
@@ -66,6 +76,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('usage_rollup_state')
     op.drop_table('usage_rollup_meter')
+    op.drop_table('usage_rollup_value')
     op.drop_table('usage_rollup')
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP INDEX ix_event_seq")
