@@ -74,7 +74,7 @@ class EventRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_event_customer_name_ts", "customer_id", "event_name", "ts"),
         Index("ix_event_ingested_at", "ingested_at"),
-        Index("ix_event_seq", "seq", postgresql_using="brin").ddl_if(dialect="postgresql"),
+        Index("ix_event_seq", "seq").ddl_if(dialect="postgresql"),
     )
     event_id: str = Field(primary_key=True, max_length=256)
     customer_id: str = Field(max_length=128)

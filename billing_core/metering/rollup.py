@@ -9,13 +9,15 @@ the exact sum, max and min of the numbers.
 
 Which events the roll-ups hold: every event has a `seq` from a sequence, and the one
 state row's watermark says the roll-ups hold exactly the events with seq <= watermark.
-`roll_up` (after each ingest) adds the events above the watermark and moves it, and
-backfills a test the roll-ups do not hold yet. It takes an exclusive advisory lock that
-each chunk of an ingest takes shared (`hold_for_storing`) for its whole transaction, so
-while it reads the sequence no chunk is half stored: every seq up to the sequence's last
-value is committed (or rolled back, a gap). Metering uses the roll-ups only when the
-sequence has given no number above the watermark (nothing stored since, committed or
-not); otherwise it reads raw events, as it always could. A roll-up that fails to build
+`roll_up` (during and after each ingest) adds the events above the watermark and moves
+it, and backfills a test the roll-ups do not hold yet. How far it may go comes from
+`settled_seq`, which takes, for an instant, an exclusive advisory lock that each chunk of
+an ingest holds shared (`hold_for_storing`) for its whole transaction: once it has it, no
+chunk is half stored, so every seq up to the sequence's last value is committed (or
+rolled back, a gap), and chunks that start later get higher numbers. Roll-ups take turns
+on the state row. Metering uses the roll-ups only when the sequence has given no number
+above the watermark (nothing stored since, committed or not); otherwise it reads raw
+events, as it always could. A roll-up that fails to build
 is dropped, and metering reads raw events for its meters: never an ingest's problem.
 
 Windows that start or end inside a UTC day (a customer billed at local midnight) read
@@ -197,17 +199,35 @@ class RollupReport:
     failed: dict[str, str] | None = None
 
 
-def roll_up(conn: Connection, meters: Iterable[Meter], now: datetime) -> RollupReport | None:
-    """Bring the roll-ups of these meters up to date, inside the caller's transaction
-    (which should do nothing else: it holds the lock that stops ingests until it ends).
-    Tests no meter uses any more are dropped; a test that fails to build is dropped and
-    named in the report (its meters are then measured from raw events)."""
+def settled_seq(conn: Connection) -> int:
+    """The last seq the sequence has given, once every chunk storing events has ended:
+    every event up to it is committed (or rolled back, a gap). Call it in a transaction
+    of its own and end that at once: it holds the lock that stops chunks from starting."""
+    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LOCK})")
+    return int(conn.exec_driver_sql(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM event_seq").scalar_one())
+
+
+def roll_up(conn: Connection, meters: Iterable[Meter], now: datetime, upto: int
+            ) -> RollupReport | None:
+    """Bring the roll-ups of these meters up to `upto` (from `settled_seq`, read in an
+    earlier transaction), inside the caller's transaction. Roll-ups take turns on the
+    state row (FOR UPDATE), so two never add the same events; ingests go on meanwhile
+    (their events get a higher seq). Tests no meter uses any more are dropped; a test
+    that fails to build is dropped and named in the report (its meters are then measured
+    from raw events)."""
     if not maintained(conn.dialect.name):
         return None
-    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LOCK})")
+    row = conn.exec_driver_sql(
+        "SELECT watermark FROM usage_rollup_state WHERE id = 1 FOR UPDATE").first()
     found = state(conn)
-    if found is None:
+    if row is None or found is None:
         return None
+    found = State(int(row[0]), max(upto, int(row[0])), found.fingerprints)
+    # No JIT: the planner, without statistics on events just stored, expects a million
+    # groups and compiles each statement (0.5-1 s per statement at 1M events, more than
+    # it saves); the scan settings keep each aggregation in memory.
+    conn.exec_driver_sql("SET LOCAL jit = off")
     wanted = wanted_tests(meters)
     report = RollupReport(watermark=found.last_seq, added_above=found.watermark, failed={})
     gone = sorted(found.fingerprints - wanted.keys())

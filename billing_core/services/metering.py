@@ -53,16 +53,20 @@ def measure_period(uow: SqlUnitOfWork, period: BillingPeriod,
 
 
 def roll_up_usage(uow: SqlUnitOfWork, clock: Clock) -> RollupReport | None:
-    """Bring the usage roll-ups (PostgreSQL) up to date with the stored events, for the
-    meters of the catalog in force: one transaction, which holds back ingests while it
-    runs. None where no roll-ups are kept (SQLite) or there is no catalog yet."""
+    """Bring the usage roll-ups (PostgreSQL) up to date with the events stored so far, for
+    the meters of the catalog in force: a short transaction to find how far (it waits
+    for chunks being stored), then one that adds the events (ingests go on meanwhile).
+    None where no roll-ups are kept (SQLite) or there is no catalog yet."""
     if not rollup.maintained(uow.engine.dialect.name):
         return None
+    with uow:
+        upto = rollup.settled_seq(uow.connection)
+        uow.commit()
     with uow:
         try:
             meters = current_catalog(uow).meters
         except NoCatalog:
             return None
-        report = rollup.roll_up(uow.connection, meters, clock.now())
+        report = rollup.roll_up(uow.connection, meters, clock.now(), upto)
         uow.commit()
     return report

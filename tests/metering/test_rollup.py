@@ -276,3 +276,59 @@ def test_split_keeps_whole_days_and_edges():
                          (day + timedelta(days=2), day + timedelta(days=2, hours=5)))
     assert rollup.split(day + timedelta(hours=1), day + timedelta(days=1, hours=1)) is None
     assert rollup.split(day, day) is None
+
+
+def test_roll_ups_during_a_long_ingest_keep_it_exact(pg, tmp_path, monkeypatch):
+    """A helper thread rolls up every ROLLUP_EVERY events while the ingest goes on."""
+    from billing_core.services import ingest as ingest_service
+
+    calls = []
+    real = rollup.roll_up
+
+    def counted(*args, **kwargs):
+        calls.append(args[3])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_service, "ROLLUP_EVERY", 100)
+    monkeypatch.setattr(rollup, "roll_up", counted)
+    rng = random.Random(10)
+    catalog = setup(pg, tmp_path, rng, count=0)
+    report = ingest(pg, [write_jsonl(tmp_path / "b.jsonl", events(rng, 900))], chunk_size=50)
+    assert report.total.ingested == 900 and not report.notes, report.notes
+    assert len(calls) >= 2   # at least one during the ingest, and the one after it
+    rolled, raw = both(pg, catalog, windows(rng, catalog))
+    assert rolled == raw
+
+
+def test_two_roll_ups_at_once_add_each_event_once(pg, tmp_path):
+    rng = random.Random(11)
+    catalog = setup(pg, tmp_path, rng, count=100)
+    with pg.begin() as conn:   # stored by hand: pending until a roll-up
+        for i in range(40):
+            conn.execute(text(
+                "INSERT INTO event (event_id, customer_id, event_name, ts, metadata, "
+                "payload_hash, ingested_at, source) VALUES (:i, 'cus_c', 'e', :ts, "
+                "'{\"v\": 3, \"w\": 2}', 'x', '2026-10-09', 'hand')"),
+                {"i": f"hand{i}", "ts": START + timedelta(days=i % 20, hours=3)})
+    start = threading.Barrier(2)
+    errors = []
+
+    def roll():
+        try:
+            start.wait()
+            roll_up_usage(SqlUnitOfWork(pg), FixedClock(datetime(2026, 11, 1)))
+        except Exception as exc:   # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=roll) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    rolled, raw = both(pg, catalog, windows(rng, catalog))
+    assert rolled == raw
+    whole = [Window("c", "cus_c", START, START + timedelta(days=30),
+                    tuple(m.key for m in catalog.meters))]
+    rolled, raw = both(pg, catalog, whole)
+    assert rolled == raw and rolled["c"]["n"].matched_events >= 40

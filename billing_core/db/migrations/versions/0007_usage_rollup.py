@@ -31,7 +31,7 @@ def upgrade() -> None:
         op.execute("CREATE SEQUENCE event_seq AS bigint")
         op.execute("ALTER TABLE event ADD COLUMN seq bigint DEFAULT nextval('event_seq')")
         op.execute("ALTER SEQUENCE event_seq OWNED BY event.seq")
-        op.execute("CREATE INDEX ix_event_seq ON event USING brin (seq)")
+        op.execute("CREATE INDEX ix_event_seq ON event (seq)")
     else:  # a plain ADD COLUMN (no batch mode: it must not copy the table)
         op.add_column('event', sa.Column('seq', sa.BigInteger(), nullable=True))
     op.create_table(
