@@ -9,7 +9,7 @@ the exact sum, max and min of the numbers.
 
 Which events the roll-ups hold: every event has a `seq` from a sequence, and the one
 state row's watermark says the roll-ups hold exactly the events with seq <= watermark.
-`roll_up` (during and after each ingest) adds the events above the watermark and moves
+`roll_up` (after each ingest) adds the events above the watermark and moves
 it, and backfills a test the roll-ups do not hold yet. How far it may go comes from
 `settled_seq`, which takes, for an instant, an exclusive advisory lock that each chunk of
 an ingest holds shared (`hold_for_storing`) for its whole transaction: once it has it, no

@@ -278,28 +278,6 @@ def test_split_keeps_whole_days_and_edges():
     assert rollup.split(day, day) is None
 
 
-def test_roll_ups_during_a_long_ingest_keep_it_exact(pg, tmp_path, monkeypatch):
-    """A helper thread rolls up every ROLLUP_EVERY events while the ingest goes on."""
-    from billing_core.services import ingest as ingest_service
-
-    calls = []
-    real = rollup.roll_up
-
-    def counted(*args, **kwargs):
-        calls.append(args[3])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(ingest_service, "ROLLUP_EVERY", 100)
-    monkeypatch.setattr(rollup, "roll_up", counted)
-    rng = random.Random(10)
-    catalog = setup(pg, tmp_path, rng, count=0)
-    report = ingest(pg, [write_jsonl(tmp_path / "b.jsonl", events(rng, 900))], chunk_size=50)
-    assert report.total.ingested == 900 and not report.notes, report.notes
-    assert len(calls) >= 2   # at least one during the ingest, and the one after it
-    rolled, raw = both(pg, catalog, windows(rng, catalog))
-    assert rolled == raw
-
-
 def test_two_roll_ups_at_once_add_each_event_once(pg, tmp_path):
     rng = random.Random(11)
     catalog = setup(pg, tmp_path, rng, count=100)
