@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -119,14 +119,7 @@ def _distinct_counts(conn: Connection, meter: Meter, windows: Sequence[Window]
     found = rollup.state(conn)
     print_ = rollup.value_fingerprint(meter) if found is not None else ""
     if found is not None and found.current and print_ in found.fingerprints:
-        whole, edges = [], []
-        for w in windows:
-            days = rollup.split(w.start, w.end)
-            if days is None:
-                edges.append((w.key, w.customer_id, w.start, w.end))
-                continue
-            whole.append((w.key, w.customer_id, days.first, days.last))
-            edges += [(w.key, w.customer_id, a, b) for a, b in days.edges]
+        whole, edges = rollup.whole_and_edges(windows)
         return {key: Decimal(count) for key, count in
                 rollup.distinct_counts(conn, meter, print_, whole, edges).items()}
     params = Params()
@@ -434,18 +427,11 @@ def _grouped_from_rollups(conn: Connection, meters: Sequence[Meter],
     rolled = [m for i, m in enumerate(meters) if i in tests]
     raw_meters = [(i, m) for i, m in enumerate(meters) if i not in tests]
     parts: dict[str, list[dict[str, Any]]] = {w.key: [] for w in windows}
-    whole: list[tuple[str, str, date, date]] = []
-    edges: list[Window] = []
-    edge_of: dict[str, str] = {}
-    for window in windows:
-        days = rollup.split(window.start, window.end) if rolled else None
-        pieces = [(window.start, window.end)] if days is None else list(days.edges)
-        if days is not None:
-            whole.append((window.key, window.customer_id, days.first, days.last))
-        for n, (start, end) in enumerate(pieces):
-            key = f"{len(edges)}:{n}"
-            edge_of[key] = window.key
-            edges.append(replace(window, key=key, start=start, end=end))
+    whole, pieces = rollup.whole_and_edges(windows) if rolled else ([], [])
+    by_key = {w.key: w for w in windows}
+    edges = [replace(by_key[key], key=str(n), start=start, end=end)
+             for n, (key, _, start, end) in enumerate(pieces)]
+    edge_of = {str(n): key for n, (key, _, _, _) in enumerate(pieces)}
     with _scanning(conn, windows):   # one hash join, aggregated in memory
         found_whole = rollup.read(conn, tests, whole)
     for key, values in found_whole.items():

@@ -302,8 +302,27 @@ def split(start: datetime, end: datetime) -> Split | None:
     return Split(first.date(), last.date(), edges)
 
 
+Whole = tuple[str, str, date, date]          # window key, customer, first day, end day
+Edge = tuple[str, str, datetime, datetime]    # window key, customer, start, end
+
+
+def whole_and_edges(windows: Iterable[Any]) -> tuple[list[Whole], list[Edge]]:
+    """Each window's whole days, and the pieces read from raw events: its partial days,
+    or all of it when it holds no whole day (windows: `aggregate.Window`s)."""
+    whole: list[Whole] = []
+    edges: list[Edge] = []
+    for w in windows:
+        days = split(w.start, w.end)
+        if days is None:
+            edges.append((w.key, w.customer_id, w.start, w.end))
+            continue
+        whole.append((w.key, w.customer_id, days.first, days.last))
+        edges += [(w.key, w.customer_id, a, b) for a, b in days.edges]
+    return whole, edges
+
+
 def read(conn: Connection, tests: Mapping[int, str],
-         windows: Sequence[tuple[str, str, date, date]]) -> dict[str, dict[int, tuple]]:
+         windows: Sequence[Whole]) -> dict[str, dict[int, tuple]]:
     """Per window key and meter index: (matched, present, numbers, total, high, low) summed
     over the window's whole days [first, last). `tests`: meter index -> fingerprint."""
     if not windows or not tests:
@@ -328,8 +347,7 @@ def read(conn: Connection, tests: Mapping[int, str],
 
 
 def distinct_counts(conn: Connection, meter: Meter, print_: str,
-                    whole: Sequence[tuple[str, str, date, date]],
-                    edges: Sequence[tuple[str, str, datetime, datetime]]) -> dict[str, int]:
+                    whole: Sequence[Whole], edges: Sequence[Edge]) -> dict[str, int]:
     """Per window key: how many distinct values of the meter's property its events hold,
     from the values of its whole days (`whole`: key, customer, first day, end day) and
     the raw events of its partial days (`edges`: key, customer, start, end; a key may

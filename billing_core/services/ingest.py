@@ -195,16 +195,13 @@ def _roll_up_after(uow: SqlUnitOfWork, clock: Clock, notes: list[str]) -> None:
         report = roll_up_usage(uow, clock)
     except Exception as exc:
         log.warning("usage roll-ups were not brought up to date: %s", describe(exc))
-        note = (f"usage roll-ups were not brought up to date: {describe(exc)} "
-                f"(metering reads raw events until the next ingest)")
-        if note not in notes:
-            notes.append(note)
+        notes.append(f"usage roll-ups were not brought up to date: {describe(exc)} "
+                     f"(metering reads raw events until the next ingest)")
         return
     if report is not None and report.failed:
-        note = (f"{len(report.failed)} usage roll-up(s) could not be built; their meters "
-                f"are measured from raw events: {next(iter(report.failed.values()))}")
-        if note not in notes:
-            notes.append(note)
+        notes.append(f"{len(report.failed)} usage roll-up(s) could not be built; their "
+                     f"meters are measured from raw events: "
+                     f"{next(iter(report.failed.values()))}")
 
 
 def _alerts_after(uow: SqlUnitOfWork, clock: Clock, report: IngestReport) -> None:
