@@ -321,25 +321,32 @@ def whole_and_edges(windows: Iterable[Any]) -> tuple[list[Whole], list[Edge]]:
     return whole, edges
 
 
+def _windows(params: Params, rows: Sequence[Whole] | Sequence[Edge], bound: str) -> str:
+    """A FROM item `w(k, c, s, e)`: window key, customer, start and end (`bound`: the SQL
+    type of the bounds, date or timestamp), as typed arrays."""
+    keys, customers, starts, ends = (list(c) for c in zip(*rows, strict=True))
+    return (f"unnest(CAST({params.add(keys)} AS text[]), CAST({params.add(customers)} AS "
+            f"text[]), CAST({params.add(starts)} AS {bound}[]), CAST({params.add(ends)} AS "
+            f"{bound}[])) AS w(k, c, s, e)")
+
+
 def read(conn: Connection, tests: Mapping[int, str],
          windows: Sequence[Whole]) -> dict[str, dict[int, tuple]]:
     """Per window key and meter index: (matched, present, numbers, total, high, low) summed
     over the window's whole days [first, last). `tests`: meter index -> fingerprint."""
     if not windows or not tests:
         return {}
-    keys, customers, firsts, lasts = (list(c) for c in zip(*windows, strict=True))
-    query = ("SELECT w.k, r.fingerprint, SUM(r.matched), SUM(r.present), SUM(r.numbers), "
-             "SUM(r.total), MAX(r.high), MIN(r.low) "
-             "FROM unnest(CAST(:k AS text[]), CAST(:c AS text[]), CAST(:s AS date[]), "
-             "CAST(:e AS date[])) AS w(k, c, s, e) "
-             "JOIN usage_rollup r ON r.customer_id = w.c AND r.day >= w.s AND r.day < w.e "
-             "AND r.fingerprint = ANY(CAST(:f AS text[])) GROUP BY w.k, r.fingerprint")
     by_print: dict[str, list[int]] = {}
     for index, print_ in tests.items():
         by_print.setdefault(print_, []).append(index)
+    params = Params()
+    query = ("SELECT w.k, r.fingerprint, SUM(r.matched), SUM(r.present), SUM(r.numbers), "
+             f"SUM(r.total), MAX(r.high), MIN(r.low) FROM {_windows(params, windows, 'date')} "
+             "JOIN usage_rollup r ON r.customer_id = w.c AND r.day >= w.s AND r.day < w.e "
+             f"AND r.fingerprint = ANY(CAST({params.add(sorted(by_print))} AS text[])) "
+             "GROUP BY w.k, r.fingerprint")
     found: dict[str, dict[int, tuple]] = {}
-    rows = conn.execute(text(query), {"k": keys, "c": customers, "s": firsts, "e": lasts,
-                                      "f": sorted(by_print)})
+    rows = conn.execute(text(query), params.values)
     for key, print_, *values in rows:
         for index in by_print[print_]:
             found.setdefault(key, {})[index] = tuple(values)
@@ -357,19 +364,13 @@ def distinct_counts(conn: Connection, meter: Meter, print_: str,
     prop = meter.over_property or ""
     parts = []
     if whole:
-        keys, customers, firsts, lasts = (list(c) for c in zip(*whole, strict=True))
         parts.append(
-            f"SELECT w.k, r.value AS v FROM unnest(CAST({params.add(keys)} AS text[]), "
-            f"CAST({params.add(customers)} AS text[]), CAST({params.add(firsts)} AS date[]), "
-            f"CAST({params.add(lasts)} AS date[])) AS w(k, c, s, e) "
+            f"SELECT w.k, r.value AS v FROM {_windows(params, whole, 'date')} "
             f"JOIN usage_rollup_value r ON r.customer_id = w.c AND r.fingerprint = "
             f"{params.add(print_)} AND r.day >= w.s AND r.day < w.e")
     if edges:
-        keys, customers, starts, ends = (list(c) for c in zip(*edges, strict=True))
         parts.append(
-            f"SELECT w.k, {sql.raw(prop)} AS v FROM unnest(CAST({params.add(keys)} AS "
-            f"text[]), CAST({params.add(customers)} AS text[]), CAST({params.add(starts)} AS "
-            f"timestamp[]), CAST({params.add(ends)} AS timestamp[])) AS w(k, c, s, e) "
+            f"SELECT w.k, {sql.raw(prop)} AS v FROM {_windows(params, edges, 'timestamp')} "
             f"JOIN event e ON e.customer_id = w.c AND e.ts >= w.s AND e.ts < w.e "
             f"WHERE {_match(sql, meter)} AND {sql.is_present(prop)}")
     if not parts:
