@@ -100,11 +100,6 @@ def skipped_by_meter(usage: Iterable[Mapping[str, MeterUsage]]) -> dict[str, dic
     return totals
 
 
-def _predicate(sql: JsonSql, meter: Meter) -> str:
-    name = f"e.event_name = {sql.params.add(meter.event_name)}"
-    return f"({name} AND {sql.filter(meter.filter)})" if meter.filter else f"({name})"
-
-
 def distinct_apart(dialect: str) -> bool:
     """PostgreSQL counts distinct values in a statement of their own: a COUNT(DISTINCT)
     in the main GROUP BY would keep the whole aggregation from running in parallel."""
@@ -127,7 +122,7 @@ def _distinct_counts(conn: Connection, meter: Meter, windows: Sequence[Window]
     prop = meter.over_property or ""
     query = (f"SELECT window_key, COUNT(*) AS q FROM (SELECT DISTINCT w.k AS window_key, "
              f"{sql.raw(prop)} AS v {_scope(conn, sql, windows, [meter])} "
-             f"AND {_predicate(sql, meter)} AND {sql.is_present(prop)}) d GROUP BY window_key")
+             f"AND {sql.meter_test(meter)} AND {sql.is_present(prop)}) d GROUP BY window_key")
     with _scanning(conn, windows):
         return {key: Decimal(int(q)) for key, q in conn.execute(text(query), params.values)}
 
@@ -137,7 +132,7 @@ def _sqlite_columns(sql: JsonSql, index: int, meter: Meter) -> list[str]:
     Any other: s{i}, one `meter_stats` aggregate giving the matched events, those with
     the property present, those with a number, and the exact sum/max/min, so the meter's
     test runs once per event; a unique count adds q{i}, its COUNT(DISTINCT)."""
-    match = _predicate(sql, meter)
+    match = sql.meter_test(meter)
     prop = meter.over_property or ""
     agg = meter.aggregation
     if agg == "count":
@@ -352,7 +347,7 @@ def _grouped_in_workers(conn: Connection, sql: JsonSql, meters: Sequence[Meter],
     reads like a number or a boolean)."""
     columns: list[str] = []
     for i, meter in enumerate(meters):
-        match = _predicate(sql, meter)
+        match = sql.meter_test(meter)
         columns.append(f"COUNT(*) FILTER (WHERE {match}) AS n{i}")
         agg, prop = meter.aggregation, meter.over_property or ""
         if agg == "count":
@@ -473,7 +468,7 @@ def _allowance_values(conn: Connection, meter: Meter, allowance: Allowance,
     inner = (f"SELECT w.k AS window_key, {value} AS v, ROW_NUMBER() OVER ({order}) AS rn, "
              f"{running}({value}) OVER ({order} ROWS UNBOUNDED PRECEDING) AS running "
              f"{_scope(conn, sql, windows, [meter])} "
-             f"AND {_predicate(sql, meter)} AND {sql.is_number(prop)}")
+             f"AND {sql.meter_test(meter)} AND {sql.is_number(prop)}")
     within = f"rn <= {int(allowance.events)}" if allowance.events > 0 else "1 = 1"
     below = "1 = 1"
     if allowance.amount > 0:
@@ -502,7 +497,7 @@ def _weighted_sums(conn: Connection, meter: Meter, windows: Sequence[Window]
              f"{sql.sum_function}(CASE WHEN e.ts >= w.s THEN {weight} END) AS integral, "
              f"{sql.sum_function}(CASE WHEN e.ts < w.s THEN {value} END) AS initial "
              f"{_scope(conn, sql, windows, [meter], since)} "
-             f"AND {_predicate(sql, meter)} AND {sql.is_number(meter.over_property or '')} "
+             f"AND {sql.meter_test(meter)} AND {sql.is_number(meter.over_property or '')} "
              f"GROUP BY {_group_key(sql)}")
     found = {key: (_quantity(integral), _quantity(initial))
              for key, integral, initial in conn.execute(text(query), params.values)}
@@ -531,5 +526,5 @@ def _last_values(conn: Connection, meter: Meter, windows: Sequence[Window]
              f"SELECT w.k AS window_key, {sql.number(prop)} AS value, "
              f"ROW_NUMBER() OVER (PARTITION BY w.k ORDER BY e.ts DESC, e.event_id DESC) AS rn "
              f"{_scope(conn, sql, windows, [meter])} "
-             f"AND {_predicate(sql, meter)} AND {sql.is_number(prop)}) ranked WHERE rn = 1")
+             f"AND {sql.meter_test(meter)} AND {sql.is_number(prop)}) ranked WHERE rn = 1")
     return {key: _quantity(value) for key, value in conn.execute(text(query), params.values)}

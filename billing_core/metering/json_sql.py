@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from billing_core.catalog.models import NUMERIC_OPERATORS, Condition, Filter
+from billing_core.catalog.models import NUMERIC_OPERATORS, Condition, Filter, Meter
 from billing_core.db.types import sqlite_datetime
 
 _CMP = {"greater_than": ">", "greater_than_or_equals": ">=", "less_than": "<",
@@ -104,6 +104,11 @@ class JsonSql:
         if isinstance(value, int | Decimal):
             return f"({self.is_number(key)} AND {self.compare_number(key, '=', value)})"
         return f"({self.is_string(key)} AND {self.string(key)} = {self.params.add(value)})"
+
+    def meter_test(self, meter: Meter) -> str:
+        """Whether an event (alias `e`) counts for the meter: its event name and filter."""
+        name = f"e.event_name = {self.params.add(meter.event_name)}"
+        return f"({name} AND {self.filter(meter.filter)})" if meter.filter else f"({name})"
 
     def filter(self, f: Filter) -> str:
         parts = [self.condition(c) for c in f.conditions] + [self.filter(g) for g in f.groups]
