@@ -107,18 +107,35 @@ def classify(records: list[RawRecord], customers: set[str] | frozenset[str],
     return outcomes, fresh, holders
 
 
+_BY_LIST = "SELECT event_id, payload_hash FROM event WHERE event_id = ANY(%s)"
+_BY_TEXT = ("SELECT event_id, payload_hash FROM event "
+            "WHERE event_id = ANY(string_to_array(%s, chr(31)))")
+_BY_JSON = ("SELECT event_id, payload_hash FROM event "
+            "WHERE event_id IN (SELECT value FROM json_each(?))")
+ID_SEPARATOR = "\x1f"
+
+
+def _id_argument(batch: list[str]) -> tuple[str, Any]:
+    """PostgreSQL's look-up of a batch of ids: one text of the ids joined by the unit
+    separator (U+001F), split by the server. Validated ids are printable text, so none
+    holds it; a batch where one does is sent as an array instead. The array costs about
+    1.6 us per id in psycopg's Python list dumper (1.6 s of a 1M-event ingest)."""
+    joined = ID_SEPARATOR.join(batch)
+    if joined.count(ID_SEPARATOR) == len(batch) - 1:
+        return _BY_TEXT, joined
+    return _BY_LIST, batch
+
+
 def _stored_hashes(conn: Connection, ids: list[str]) -> dict[str, str]:
-    """Payload hashes of the ids already stored: one bound parameter per batch (an array on
-    PostgreSQL, a JSON list on SQLite), so no statement is compiled per id."""
-    if conn.dialect.name == "postgresql":
-        query = "SELECT event_id, payload_hash FROM event WHERE event_id = ANY(%s)"
-    else:
-        query = ("SELECT event_id, payload_hash FROM event "
-                 "WHERE event_id IN (SELECT value FROM json_each(?))")
+    """Payload hashes of the ids already stored: one bound parameter per batch (the ids as
+    one text on PostgreSQL, a JSON list on SQLite), so no statement is compiled per id."""
     found: dict[str, str] = {}
     for start in range(0, len(ids), LOOKUP_BATCH):
         batch = ids[start:start + LOOKUP_BATCH]
-        argument = batch if conn.dialect.name == "postgresql" else json.dumps(batch)
+        if conn.dialect.name == "postgresql":
+            query, argument = _id_argument(batch)
+        else:
+            query, argument = _BY_JSON, json.dumps(batch)
         for event_id, payload_hash in conn.exec_driver_sql(query, (argument,)):
             found[event_id] = payload_hash
     return found
@@ -155,12 +172,16 @@ def _insert_postgres(conn: Connection, events: list[ValidEvent], source: str,
 
     columns = "event_id, customer_id, event_name, ts, metadata, payload_hash, ingested_at, source"
     driver: Any = conn.connection.driver_connection
+    # The times go as ISO text (naive UTC, as psycopg would write them): its datetime
+    # dumper cost about 1 us per value, 2 s of a 1M-event ingest.
+    stamp = ingested_at.isoformat()
+    rows = [(e.event_id, e.customer_id, e.event_name, e.ts.isoformat(), e.metadata_json,
+             e.payload_hash, stamp, source) for e in events]
     try:
         with conn.begin_nested(), \
                 driver.cursor().copy(f"COPY event ({columns}) FROM STDIN") as copy:
-            for e in events:
-                copy.write_row((e.event_id, e.customer_id, e.event_name, e.ts,
-                                e.metadata_json, e.payload_hash, ingested_at, source))
+            for row in rows:
+                copy.write_row(row)
         return {e.event_id for e in events}
     except IntegrityError:
         pass
@@ -172,9 +193,8 @@ def _insert_postgres(conn: Connection, events: list[ValidEvent], source: str,
         "(LIKE event INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     cursor = driver.cursor()
     with cursor.copy(f"COPY event_stage ({columns}) FROM STDIN") as copy:
-        for e in events:
-            copy.write_row((e.event_id, e.customer_id, e.event_name, e.ts, e.metadata_json,
-                            e.payload_hash, ingested_at, source))
+        for row in rows:
+            copy.write_row(row)
     cursor.execute(
         f"INSERT INTO event ({columns}) SELECT {columns} FROM event_stage "
         f"ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
