@@ -215,7 +215,8 @@ def roll_up(conn: Connection, meters: Iterable[Meter], now: datetime, upto: int
     state row (FOR UPDATE), so two never add the same events; ingests go on meanwhile
     (their events get a higher seq). Tests no meter uses any more are dropped; a test
     that fails to build is dropped and named in the report (its meters are then measured
-    from raw events)."""
+    from raw events). Its planner settings (no JIT, no sorts, more `work_mem`) last until
+    the caller's transaction ends."""
     if not maintained(conn.dialect.name):
         return None
     row = conn.exec_driver_sql(

@@ -64,6 +64,8 @@ def test_a_timestamp_reads_as_the_general_way_reads_it():
 def test_ids_go_as_one_text_unless_one_holds_the_separator():
     assert _id_argument(["a", "b,c", "{d}"]) == (_BY_TEXT, "a\x1fb,c\x1f{d}")
     assert _id_argument(["a", "b\x1fc"]) == (_BY_LIST, ["a", "b\x1fc"])
+    assert _id_argument(["a", ""]) == (_BY_LIST, ["a", ""])
+    assert _id_argument([""]) == (_BY_LIST, [""])
 
 
 def test_stored_ids_are_found_whatever_they_hold(engine):
