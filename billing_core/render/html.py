@@ -6,7 +6,7 @@ import hashlib
 import os
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,6 +24,7 @@ from jinja2.runtime import Context
 
 from billing_core.documents.model import Document
 from billing_core.money import normalize_quantity
+from billing_core.render.columns import fixed_columns
 from billing_core.render.labels import translate
 
 TEMPLATES_DIR = Path(os.environ.get("BILLING_TEMPLATES_DIR")
@@ -126,6 +127,7 @@ def environment(templates_dir: Path = TEMPLATES_DIR) -> Environment:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(FILTERS)
     env.globals["_"] = _
+    env.globals["fixed_columns"] = partial(fixed_columns, fonts_dir=templates_dir / "fonts")
     return env
 
 
