@@ -1,16 +1,17 @@
 """Widths for the lines table's number columns, measured from the bundled font.
 
-WeasyPrint's automatic table layout shapes the text of every cell again to find each
-column's narrowest and widest width, about a third of an invoice page's render time.
-The number columns hold short texts that never wrap (`white-space: nowrap`), so their
-widths can be measured here instead, and the table laid out with `table-layout: fixed`.
+WeasyPrint's automatic table layout shapes the text of every cell once more to find each
+column's narrowest and widest width: about a quarter of an invoice page's render time.
+The number columns hold short texts, each measured here on one line (as wide as it can
+be), so the table can be laid out with `table-layout: fixed` and these widths.
 
 A measure is an upper bound of what the text can take: each character counts at the
-widest form the font of its weight can give it (tabular figures, case forms, alternates),
-plus slack for kerning and rounding. When a cell holds a character the font
-lacks, or the numbers leave less than `DESCRIPTION_MIN_PT` for the descriptions, the
-table keeps the automatic layout (returns None). The sizes below are those of
-invoice.css; tests render real pages and check that every text fits its column."""
+widest form the font of its weight can give it (tabular figures, case forms,
+alternates), plus slack for kerning and rounding. When a cell holds a character the font
+lacks, the numbers leave less than `DESCRIPTION_MIN_PT` for the descriptions, or the
+templates folder does not hold the bundled fonts, the table keeps the automatic layout
+(returns None). The sizes below are those of invoice.css; tests lay real pages out and
+check that every text stays inside its column."""
 
 from __future__ import annotations
 
@@ -169,8 +170,9 @@ def fixed_columns(rows_html: str, headers: Sequence[str], fonts_dir: Path
     """Widths in pt (padding included) of the lines table's number columns, or None to
     keep WeasyPrint's automatic layout. `rows_html` is the table body's rows, `headers`
     the number columns' headings."""
-    if len(headers) != NUMBER_COLUMNS:
-        return None
+    if len(headers) != NUMBER_COLUMNS or not all(
+            (fonts_dir / name).is_file() for name in (REGULAR, SEMIBOLD)):
+        return None  # templates of another shape, or with other fonts: nothing to measure
     needed = [Fraction(0)] * NUMBER_COLUMNS
     regular = font_widths(fonts_dir / REGULAR)
     semibold = font_widths(fonts_dir / SEMIBOLD)

@@ -148,6 +148,10 @@ def test_a_row_of_another_shape_keeps_the_automatic_layout():
     assert fixed_columns(ROW.format(q="1", unit="calls"), HEADERS[:4], FONTS) is None
 
 
+def test_templates_without_the_bundled_fonts_keep_the_automatic_layout(tmp_path):
+    assert fixed_columns(ROW.format(q="1", unit="calls"), HEADERS, tmp_path / "fonts") is None
+
+
 def test_the_pdf_text_is_the_same_with_measured_columns(issue_catalog, renderer):
     """Fixed columns change where the numbers stand, not what the page says."""
     from tests.render.test_render import make_invoice, pdf_text
