@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from billing_core.db.event_layout import EVENT_MONTH_SQL, INDEX_NAME
 from billing_core.db.types import ExactDecimal, JsonDocument
 
 
@@ -72,7 +73,11 @@ class EventRow(SQLModel, table=True):
 
     __tablename__ = "event"
     __table_args__ = (
-        Index("ix_event_customer_name_ts", "customer_id", "event_name", "ts"),
+        # PostgreSQL finds a customer's events by time, SQLite by month (event_layout)
+        Index("ix_event_customer_name_ts", "customer_id", "event_name", "ts"
+              ).ddl_if(dialect="postgresql"),
+        Index(INDEX_NAME, "customer_id", "event_name", text(EVENT_MONTH_SQL.format(ts="ts"))
+              ).ddl_if(dialect="sqlite"),
         Index("ix_event_ingested_at", "ingested_at"),
         Index("ix_event_seq", "seq").ddl_if(dialect="postgresql"),
     )

@@ -25,11 +25,11 @@ from billing_core.limits import MAX_RECORD_BYTES
 from billing_core.metering import rollup
 
 LOOKUP_BATCH = 5_000
-# SQLite: each chunk is one transaction, and every event lands on a random leaf of each
-# event index, so the pages a transaction dirties grow with the table (a 20,000-row chunk
-# into 10M events writes nearly a page per row). Bigger transactions, with a page cache
-# that holds their dirty pages, write each page once for many rows: at 3M events and
-# 10,000 customers, 18.8k -> 28.7k records/s, peak RSS 328 -> 623 MB.
+# SQLite: each chunk is one transaction, and the pages it dirties are written once for
+# all its rows. Bigger transactions, with a page cache that holds their dirty pages, write
+# each page once for many rows: at 3M events and 10,000 customers, 18.8k -> 28.7k
+# records/s, peak RSS 328 -> 623 MB (fourth pass, with events then indexed by time, which
+# took every event to a random leaf; they are indexed by month since: event_layout).
 SQLITE_CHUNK = 100_000
 SQLITE_CACHE_KIB = 262_144     # 256 MiB for the ingest's connection, taken as pages are read
 POSTGRES_CHUNK = 20_000

@@ -37,6 +37,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from billing_core.catalog.models import NUMERIC_AGGREGATIONS, Meter
+from billing_core.db.event_layout import EVENT_MONTH_SQL, event_month, last_instant
 from billing_core.db.types import sqlite_datetime
 from billing_core.metering import rollup
 from billing_core.metering.json_sql import JsonSql, Params, json_sql
@@ -171,7 +172,10 @@ def _windows_source(conn: Connection, sql: JsonSql, windows: Sequence[Window]) -
     """A FROM item `w(k, c, s, e, f)` holding the windows (f: where a carried-over level
     starts). PostgreSQL: typed arrays, so the join reads plain columns with no cast per
     row. SQLite: a temporary table of this connection, read in rowid order, so the
-    GROUP BY w.i that follows needs no sort."""
+    GROUP BY w.i that follows needs no sort; it also holds the months the index of events
+    is read over (`ms`, `mf`: of s and f; `me`: of the window's last instant), declared
+    without a type: a TEXT column's affinity would keep SQLite from comparing them with
+    the index's month expression, which has none, through the index."""
     rows = [(w.key, w.customer_id, w.start, w.end, min(w.carry_from or w.start, w.start))
             for w in windows]
     if sql.dialect == "postgresql":
@@ -184,10 +188,12 @@ def _windows_source(conn: Connection, sql: JsonSql, windows: Sequence[Window]) -
     assert raw is not None
     raw.execute(f"CREATE TEMP TABLE IF NOT EXISTS {WINDOW_TABLE} (i INTEGER PRIMARY KEY, "
                 f"k TEXT NOT NULL, c TEXT NOT NULL, s TEXT NOT NULL, e TEXT NOT NULL, "
-                f"f TEXT NOT NULL)")
+                f"f TEXT NOT NULL, ms NOT NULL, mf NOT NULL, me NOT NULL)")
     raw.execute(f"DELETE FROM {WINDOW_TABLE}")
-    raw.executemany(f"INSERT INTO {WINDOW_TABLE} (k, c, s, e, f) VALUES (?, ?, ?, ?, ?)",
-                    [(k, c, sqlite_datetime(s), sqlite_datetime(e), sqlite_datetime(f))
+    raw.executemany(f"INSERT INTO {WINDOW_TABLE} (k, c, s, e, f, ms, mf, me) "
+                    f"VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(k, c, sqlite_datetime(s), sqlite_datetime(e), sqlite_datetime(f),
+                      event_month(s), event_month(f), event_month(last_instant(e)))
                      for k, c, s, e, f in rows])
     return f"temp.{WINDOW_TABLE} w"
 
@@ -199,7 +205,17 @@ def _scope(conn: Connection, sql: JsonSql, windows: Sequence[Window],
     names = ", ".join(sql.params.add(n) for n in sorted({m.event_name for m in meters}))
     return (f"FROM {_windows_source(conn, sql, windows)} "
             f"JOIN event e ON e.customer_id = w.c AND e.ts >= {since} AND e.ts < w.e "
-            f"WHERE e.event_name IN ({names})")
+            f"WHERE e.event_name IN ({names}){_months(sql, since)}")
+
+
+def _months(sql: JsonSql, since: str) -> str:
+    """SQLite: the months of the window (from `since`), so that its events are found
+    through their index by customer, name and month (`billing_core.db.event_layout`);
+    the times above then hold the rows of those months to the window exactly."""
+    if sql.dialect != "sqlite":
+        return ""
+    first = "w.mf" if since == "w.f" else "w.ms"
+    return f" AND {EVENT_MONTH_SQL.format(ts='e.ts')} BETWEEN {first} AND w.me"
 
 
 def _group_key(sql: JsonSql) -> str:
