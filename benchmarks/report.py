@@ -96,6 +96,10 @@ def markdown(document: dict[str, Any]) -> str:
                      f"{parallel['machine_two_process_speedup']:.2f} × as fast in two "
                      f"started processes as in one (2.00 on two free cores; context for "
                      f"render_parallel, itself noisy).")
+    if "pool_server_start_seconds" in parallel:
+        lines.append(f"- The fork server the render pools' workers come from started in "
+                     f"{parallel['pool_server_start_seconds']:.2f} s (once per process, "
+                     f"before either side of render_parallel).")
     e2e = document["stages"].get("end_to_end", {}).get("extra", {})
     if e2e:
         steps = e2e["steps"]

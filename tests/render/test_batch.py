@@ -164,22 +164,37 @@ def test_render_progress_is_told_after_every_batch_and_logged_at_the_end():
                      "rendered 120 of 120 documents (5.7/s)"]
 
 
-@pytest.mark.slow
-def _pool_workers(psutil, pid):
-    """The spawned pool workers among `pid`'s children (a child that ends while it is
-    looked at, such as a short-lived helper, is not one)."""
+def _pool_processes(psutil, pid):
+    """The processes under `pid` that the render pool made: its workers and the fork
+    server they were forked from (a child that ends while it is looked at, such as a
+    short-lived helper, is not one)."""
     found = []
-    for child in psutil.Process(pid).children():
+    for child in psutil.Process(pid).children(recursive=True):
         try:
-            if "spawn_main" in " ".join(child.cmdline()):
-                found.append(child)
+            line = " ".join(child.cmdline())
+        except psutil.NoSuchProcess:
+            continue
+        if "forkserver" in line or "spawn_main" in line:
+            found.append(child)
+    return found
+
+
+def _pool_workers(psutil, pid):
+    """The pool's workers: the fork server's children (or, under spawn, the workers)."""
+    found = []
+    for process in _pool_processes(psutil, pid):
+        try:
+            if process.ppid() != pid or "spawn_main" in " ".join(process.cmdline()):
+                found.append(process)
         except psutil.NoSuchProcess:
             continue
     return found
 
 
+@pytest.mark.slow
 def test_pool_workers_end_when_their_parent_is_killed(issue_catalog, tmp_path):
-    """kill -9 of the process that owns the pool: its workers do not go on rendering."""
+    """kill -9 of the process that owns the pool: its workers and the fork server they
+    came from do not go on rendering."""
     import os
     import signal
     import subprocess
@@ -205,10 +220,36 @@ def test_pool_workers_end_when_their_parent_is_killed(issue_catalog, tmp_path):
                 break
             time.sleep(0.2)
         assert len(workers) == 2, f"the pool never started ({parent.poll()})"
+        made = _pool_processes(psutil, parent.pid)
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(timeout=30)
-        _, alive = psutil.wait_procs(workers, timeout=30)
+        _, alive = psutil.wait_procs(made, timeout=30)
         assert not alive, f"orphaned workers still running: {[p.pid for p in alive]}"
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def _worker_view(name):
+    import os
+
+    return os.getppid(), os.environ.get(name)
+
+
+def test_pool_workers_come_from_one_fork_server_with_the_callers_environment(monkeypatch):
+    """Every pool's workers are forked from the same fork server, not from the caller, and
+    see the caller's environment as it is when their pool starts (set after the server
+    started)."""
+    import os
+
+    from billing_core.render.batch import render_pool, start_pool_server
+
+    start_pool_server()
+    monkeypatch.setenv("BILLFLOW_POOL_PROBE", "first")
+    with render_pool(1) as pool:
+        first_parent, first_value = pool.submit(_worker_view, "BILLFLOW_POOL_PROBE").result()
+    monkeypatch.setenv("BILLFLOW_POOL_PROBE", "second")
+    with render_pool(2) as pool:
+        seen = list(pool.map(_worker_view, ["BILLFLOW_POOL_PROBE"] * 4))
+    assert first_value == "first" and {v for _, v in seen} == {"second"}
+    assert first_parent != os.getpid() and {p for p, _ in seen} == {first_parent}
