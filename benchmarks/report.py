@@ -82,6 +82,12 @@ def markdown(document: dict[str, Any]) -> str:
     if peer:
         lines.append(f"- DuckDB's per-customer usage equals ours: {peer.get('agrees')}"
                      + ("" if peer.get("agrees") else f" ({peer.get('differences')})"))
+        if peer.get("floors_ratio") is not None:
+            lines.append(f"- The two floors (the same-schema load and the hand GROUP BY, "
+                         f"{peer['floors_seconds']:.2f} s) against DuckDB: "
+                         f"{peer['floors_ratio']:.2f} (the most any path that stores every "
+                         f"event in this database could reach; ours "
+                         f"{document['stages']['peer']['ratio']:.2f}).")
     render = document["stages"].get("render", {}).get("extra", {})
     if "same_page_weasyprint_seconds_per_invoice" in render:
         lines.append(f"- Render, per invoice: ours "
