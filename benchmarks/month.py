@@ -76,7 +76,8 @@ def month_markdown(document: dict[str, Any]) -> str:
              f"({params['database']})", "",
              f"Wall time **{month['wall_seconds'] / 60:.1f} min**; peak RSS "
              f"{month['peak_rss_mb']:.0f} MB; {month['workers']} render process(es); "
-             f"machine: {params['machine']}.", "",
+             f"machine: {params['machine']}; event ids "
+             f"{params.get('event_ids', 'counting up')}.", "",
              "| stage | seconds | share | peak RSS (MB) |", "|---|---:|---:|---:|"]
     for name, t in month["stages"].items():
         lines.append(f"| {name} | {t['seconds']:.1f} | {t['share']:.1%} | "

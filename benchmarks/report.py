@@ -53,7 +53,8 @@ def markdown(document: dict[str, Any]) -> str:
         f"# Billflow benchmark: {p['events']:,} events, {p['customers']:,} customers, "
         f"{p['database']}",
         "",
-        f"Machine: {p['machine']}. Peak RSS of the whole run: {document['peak_rss_mb']} MB.",
+        f"Machine: {p['machine']}. Peak RSS of the whole run: {document['peak_rss_mb']} MB. "
+        f"Event ids: {p.get('event_ids', 'counting up')}.",
         "",
         "ratio = our throughput / the baseline's (1.0 = as fast as the baseline; for "
         "render_parallel it is the speed-up of 2 processes over 1; for end_to_end, "

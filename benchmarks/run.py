@@ -98,11 +98,12 @@ def database_version(engine: Any) -> str:
 
 
 def run(events: int, customers: int, db: str, out: Path, seed: int = 1,
-        render_repeats: int = 20, parallel_invoices: int = PARALLEL_INVOICES) -> dict[str, Any]:
+        render_repeats: int = 20, parallel_invoices: int = PARALLEL_INVOICES,
+        random_ids: bool = False) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
     _log(f"generating {events:,} events for {customers:,} customers in {data}")
-    generated = write_events(data, events, customers, PERIOD, seed)
+    generated = write_events(data, events, customers, PERIOD, seed, random_ids=random_ids)
     catalog = bench_catalog(customers, PERIOD)
     results: list[stages.StageResult] = []
     with bench_database(db, out) as url:
@@ -114,6 +115,7 @@ def run(events: int, customers: int, db: str, out: Path, seed: int = 1,
         params: dict[str, Any] = {
             "events": events, "customers": customers, "seed": seed, "period": str(PERIOD),
             "render_repeats": render_repeats, "parallel_invoices": parallel_invoices,
+            "event_ids": "random UUIDv4" if random_ids else "counting up",
             "database": f"{engine.dialect.name} ({database_version(engine)})",
             "machine": machine(),
             "generated": {"lines": generated.lines, "events": generated.events,
@@ -155,14 +157,14 @@ def run(events: int, customers: int, db: str, out: Path, seed: int = 1,
 
 
 def run_whole_month(events: int, customers: int, db: str, out: Path, seed: int,
-                    workers: int) -> dict[str, Any]:
+                    workers: int, random_ids: bool = False) -> dict[str, Any]:
     """--month: generate, then ingest, draft, finalize and render the month."""
     from benchmarks.month import run_month, write_month
 
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
     _log(f"generating {events:,} events for {customers:,} customers in {data}")
-    generated = write_events(data, events, customers, PERIOD, seed)
+    generated = write_events(data, events, customers, PERIOD, seed, random_ids=random_ids)
     catalog = bench_catalog(customers, PERIOD)
     with bench_database(db, out) as url:
         engine = get_engine(url)
@@ -170,6 +172,7 @@ def run_whole_month(events: int, customers: int, db: str, out: Path, seed: int,
         apply_catalog(SqlUnitOfWork(engine), catalog, "benchmark catalog", stages.CLOCK)
         params: dict[str, Any] = {
             "events": events, "customers": customers, "seed": seed, "period": str(PERIOD),
+            "event_ids": "random UUIDv4" if random_ids else "counting up",
             "database": f"{engine.dialect.name} ({database_version(engine)})",
             "machine": machine(), "generated": {"lines": generated.lines,
                                                 "events": generated.events}}
@@ -209,12 +212,15 @@ def main(argv: list[str] | None = None) -> int:
                              "writes OUT/month.json and month.md")
     parser.add_argument("--workers", type=int, default=2,
                         help="render processes for --month")
+    parser.add_argument("--random-ids", action="store_true",
+                        help="random UUIDv4 event ids instead of ids counting up (each new "
+                             "event then lands at a random place in the event id key)")
     args = parser.parse_args(argv)
     if args.month:
         if min(args.events, args.customers, args.workers) < 1:
             parser.error("--events, --customers and --workers must be at least 1")
         month = run_whole_month(args.events, args.customers, args.db, args.out, args.seed,
-                                args.workers)
+                                args.workers, args.random_ids)
         if not args.keep_data:
             shutil.rmtree(args.out / "data", ignore_errors=True)
         print((args.out / "month.md").read_text())
@@ -223,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--events, --customers, --render-repeats and --parallel-invoices must "
                      "be at least 1")
     document = run(args.events, args.customers, args.db, args.out, args.seed,
-                   args.render_repeats, args.parallel_invoices)
+                   args.render_repeats, args.parallel_invoices, args.random_ids)
     if not args.keep_data:
         shutil.rmtree(args.out / "data", ignore_errors=True)
     print((args.out / "report.md").read_text())

@@ -9,6 +9,7 @@ missing id, bad timestamp). Deterministic for a seed.
 from __future__ import annotations
 
 import random
+import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -98,9 +99,9 @@ class EventFiles:
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
-def _event_line(rng: random.Random, n: int, customer: str, ts: str) -> tuple[str, str]:
+def _event_line(rng: random.Random, event_id: str, customer: str, ts: str) -> tuple[str, str]:
     kind = rng.random()
-    head = f'{{"event_id": "evt_{n:010d}", "customer_id": "{customer}", "timestamp": "{ts}", '
+    head = f'{{"event_id": "{event_id}", "customer_id": "{customer}", "timestamp": "{ts}", '
     if kind < 0.60:
         return "api.call", (
             f'{head}"event_name": "api.call", "metadata": {{"method": '
@@ -131,9 +132,12 @@ def _bad_line(rng: random.Random, n: int, customer: str) -> str:
 
 
 def write_events(out: Path, events: int, customers: int, period: BillingPeriod,
-                 seed: int = 1, files: int = 4) -> EventFiles:
-    """Write `events` distinct events (plus re-sends and bad lines) as JSONL files."""
+                 seed: int = 1, files: int = 4, random_ids: bool = False) -> EventFiles:
+    """Write `events` distinct events (plus re-sends and bad lines) as JSONL files. Event
+    ids count up (`evt_0000000001`, as time-ordered ids such as ULIDs or UUIDv7 do), or
+    with `random_ids` are random UUIDv4s; the rest of the month is the same either way."""
     rng = random.Random(seed)
+    id_rng = random.Random(seed + 1_000_003)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.jsonl"):
         old.unlink()
@@ -158,7 +162,9 @@ def write_events(out: Path, events: int, customers: int, period: BillingPeriod,
                 n = first + offset
                 moment = start + timedelta(seconds=rng.randrange(seconds))
                 ts = moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{rng.randrange(1000):03d}Z"
-                kind, line = _event_line(rng, n, customer, ts)
+                event_id = (str(uuid.UUID(int=id_rng.getrandbits(128), version=4))
+                            if random_ids else f"evt_{n:010d}")
+                kind, line = _event_line(rng, event_id, customer, ts)
                 result.by_kind[kind] = result.by_kind.get(kind, 0) + 1
                 handle = handles[n % files]
                 handle.write(line + "\n")

@@ -189,8 +189,8 @@ def start_worker(parent: int, environ: dict[str, str] | None = None) -> None:
 def preload() -> list[str]:
     """What the fork server imports once: the caller's main module (a script by its path,
     or the module run with -m by its name, whose imports its workers would otherwise each
-    make again) and this module, with WeasyPrint and the renderer's modules."""
-    modules = ["__main__", __name__]
+    make again) and `pool_server`: this module, with WeasyPrint and the renderer's."""
+    modules = ["__main__", "billing_core.render.pool_server"]
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     name = getattr(spec, "name", None)
     if name and name != "__main__" and not name.endswith(".__main__"):

@@ -50,6 +50,12 @@ def test_runner_reports_every_stage_beside_its_baseline(backend, tmp_path):
     # The machine's own two-process ceiling is measured beside the two-process render.
     ceiling = report["stages"]["render_parallel"]["extra"]["machine_two_process_speedup"]
     assert 0 < ceiling < 3
+    assert report["stages"]["render_parallel"]["extra"]["pool_server_start_seconds"] >= 0
+    # What the two floors reach against DuckDB: the bound on any path through this store.
+    peer = report["stages"]["peer"]
+    assert peer["extra"]["floors_ratio"] == pytest.approx(
+        peer["baseline_seconds"] / (report["stages"]["ingest"]["baseline_seconds"]
+                                    + report["stages"]["aggregate"]["baseline_seconds"]))
     # Both sides ran twice (direct, flow, flow, direct), and their means are compared.
     assert len(e2e["direct_seconds"]) == len(e2e["flow_seconds"]) == 2
     assert report["stages"]["end_to_end"]["seconds"] == pytest.approx(
@@ -66,19 +72,22 @@ def test_runner_reports_every_stage_beside_its_baseline(backend, tmp_path):
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_month_mode_runs_the_whole_month_and_renders_nothing_twice(backend, tmp_path):
+    """(On SQLite with random UUIDv4 event ids, on PostgreSQL with ids counting up.)"""
     if backend == "postgres" and not POSTGRES_URL:
         pytest.skip("BILLING_TEST_POSTGRES_URL is not set")
     db = "sqlite" if backend == "sqlite" else POSTGRES_URL
     out = tmp_path / "month"
+    ids = ["--random-ids"] if backend == "sqlite" else []
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--month", "--events", "3000",
-         "--customers", "12", "--db", db, "--out", str(out), "--workers", "2"],
+         "--customers", "12", "--db", db, "--out", str(out), "--workers", "2", *ids],
         cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "month.json").read_text())
     month = report["month"]
     assert list(month["stages"]) == ["ingest", "draft", "finalize", "render", "render_again"]
     assert report["params"]["accounting_matches"]
+    assert report["params"]["event_ids"] == ("random UUIDv4" if ids else "counting up")
     assert month["counts"]["invoices"] == 12 and month["counts"]["rendered"] == 12
     assert month["counts"]["rendered_again"] == 0
     assert sum(s["share"] for s in month["stages"].values()) == pytest.approx(1.0)
